@@ -1,0 +1,3 @@
+//! Consumers of the durable log: the live stream (and later the Kafka relay).
+
+pub mod log_stream;

@@ -1,0 +1,65 @@
+//! Configuration of `epr-gateway serve`: every setting a flag and an `EPR_*` variable.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+/// Settings of the server.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "EPR_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Port to listen on (0 picks a free one; the address is printed on stdout).
+    #[arg(long, env = "EPR_PORT", default_value_t = 8042)]
+    pub port: u16,
+
+    /// Directory of the embedded store (created if missing; one gateway per directory).
+    #[arg(long, env = "EPR_DATA_DIR", default_value = "epr-data")]
+    pub data_dir: PathBuf,
+
+    /// Bearer token required to create receivers and groups and to change groups.
+    /// Prefer the environment variable: flags show up in `ps`.
+    #[arg(long, env = "EPR_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Bearer token required to post events (the admin token is accepted too).
+    #[arg(long, env = "EPR_INGEST_TOKEN", hide_env_values = true)]
+    pub ingest_token: Option<String>,
+
+    /// Largest request body accepted, in bytes (larger: 413).
+    #[arg(long, env = "EPR_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Seconds a client has to send a request's headers (also the keep-alive idle limit).
+    #[arg(long, env = "EPR_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a client has to send a request's body.
+    #[arg(long, env = "EPR_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+
+    /// Seconds to let requests in flight finish after SIGINT/SIGTERM.
+    #[arg(long, env = "EPR_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl ServeConfig {
+    /// Header-read timeout.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs)
+    }
+
+    /// Body-read timeout.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs)
+    }
+
+    /// Grace period at shutdown.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}

@@ -1,0 +1,80 @@
+//! EPR's response envelope, `{"data": ..., "errors": [...]}`, and the mapping of errors to it.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use crate::registry::error::RegistryError;
+
+/// A successful answer: `{"data": ...}`, plus `next` (the cursor of the next page) on searches.
+#[derive(Debug, Serialize)]
+pub struct Envelope<T> {
+    /// The payload of the answer.
+    pub data: T,
+    /// Cursor of the next page of a search; absent on the last page and on non-searches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// `{"data": data}` with status 200.
+pub fn ok<T: Serialize>(data: T) -> Json<Envelope<T>> {
+    Json(Envelope { data, next: None })
+}
+
+/// A failed answer: a status and the message for `errors`.
+#[derive(Debug)]
+pub enum ApiError {
+    /// A registry error: 400, 404 or 500.
+    Registry(RegistryError),
+    /// Any other failure, with its status and message.
+    Status(StatusCode, String),
+}
+
+impl ApiError {
+    /// 400 `invalid input: <msg>`.
+    pub fn invalid(msg: impl std::fmt::Display) -> Self {
+        ApiError::Status(StatusCode::BAD_REQUEST, format!("invalid input: {msg}"))
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        ApiError::Registry(e)
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    data: Option<()>,
+    errors: [String; 1],
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            ApiError::Registry(e @ RegistryError::InvalidInput(_)) => {
+                (StatusCode::BAD_REQUEST, e.to_string())
+            }
+            ApiError::Registry(e @ RegistryError::NotFound { .. }) => {
+                (StatusCode::NOT_FOUND, e.to_string())
+            }
+            ApiError::Registry(RegistryError::Store(e)) => {
+                tracing::error!(error = %e, "request failed in the store");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal server error".to_owned(),
+                )
+            }
+            ApiError::Status(status, message) => (status, message),
+        };
+        let body = Json(ErrorBody {
+            data: None,
+            errors: [message],
+        });
+        if status == StatusCode::UNAUTHORIZED {
+            return (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
+        }
+        (status, body).into_response()
+    }
+}

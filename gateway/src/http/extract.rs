@@ -1,0 +1,112 @@
+//! Extractors that answer bad requests in the envelope: JSON bodies, query strings, tokens.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+
+use super::envelope::ApiError;
+use super::AppState;
+
+/// A JSON request body. Any content type is accepted (EPR's clients do not all send one);
+/// too large: 413; empty: `invalid input: EOF`; malformed: 400 with the parser's message.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::Status(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "request body too large: the limit is {} bytes",
+                        state.limits.max_body_bytes
+                    ),
+                )
+            } else {
+                ApiError::invalid(rejection.body_text())
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::invalid("EOF"));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(ApiError::invalid)
+    }
+}
+
+/// Query-string parameters; unknown or malformed parameters are a 400 naming them.
+pub struct Params<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(t)| Params(t))
+            .map_err(|e| ApiError::invalid(e.body_text()))
+    }
+}
+
+/// Proof that the caller may manage receivers, groups and plugins (the admin token, when set).
+pub struct AdminAuth;
+
+/// Proof that the caller may post events (the ingest or admin token, when an ingest token is set).
+pub struct IngestAuth;
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match &state.tokens.admin {
+            None => Ok(AdminAuth),
+            Some(admin) => bearer_matches(parts, &[admin], "the admin token").map(|_| AdminAuth),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for IngestAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let tokens = &state.tokens;
+        match (&tokens.ingest, &tokens.admin) {
+            (None, _) => Ok(IngestAuth),
+            (Some(ingest), None) => {
+                bearer_matches(parts, &[ingest], "the ingest token").map(|_| IngestAuth)
+            }
+            (Some(ingest), Some(admin)) => {
+                bearer_matches(parts, &[ingest, admin], "the ingest token").map(|_| IngestAuth)
+            }
+        }
+    }
+}
+
+/// Checks `Authorization: Bearer <token>` against `accepted`, in constant time per token.
+fn bearer_matches(parts: &Parts, accepted: &[&String], which: &str) -> Result<(), ApiError> {
+    let unauthorized = |msg: String| ApiError::Status(StatusCode::UNAUTHORIZED, msg);
+    let given = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            unauthorized(format!(
+                "unauthorized: this call needs the header 'Authorization: Bearer <token>' with {which}"
+            ))
+        })?;
+    let matched = accepted
+        .iter()
+        .fold(false, |m, t| m | bool::from(t.as_bytes().ct_eq(given.trim().as_bytes())));
+    if matched {
+        Ok(())
+    } else {
+        Err(unauthorized(format!("unauthorized: the bearer token is not {which}")))
+    }
+}

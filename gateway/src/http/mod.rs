@@ -1,0 +1,108 @@
+//! The HTTP surface: routes, extractors and the error envelope. No business logic lives here.
+
+pub mod envelope;
+pub mod extract;
+mod health;
+mod observe;
+mod registry_routes;
+mod stream;
+
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, StatusCode, Uri};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::watch;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+
+use crate::registry::Registry;
+use envelope::ApiError;
+
+/// Bearer tokens; `None` leaves that kind of call open.
+#[derive(Clone, Default)]
+pub struct Tokens {
+    /// Needed to manage receivers, groups and plugins.
+    pub admin: Option<String>,
+    /// Needed to post events (the admin token is accepted too).
+    pub ingest: Option<String>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("admin", &self.admin.as_ref().map(|_| "<set>"))
+            .field("ingest", &self.ingest.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// Bounds on what a client may send.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Longest time to receive a request body.
+    pub body_timeout: Duration,
+}
+
+/// What every handler can reach.
+pub struct Shared {
+    /// The registry.
+    pub registry: Arc<Registry>,
+    /// Tokens.
+    pub tokens: Tokens,
+    /// Input bounds.
+    pub limits: Limits,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// Where the store lives (for `/healthz/status`).
+    pub data_dir: PathBuf,
+    /// When the process started.
+    pub started: Instant,
+    /// Turns true when the server shuts down; long-lived responses end then.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Cheap-to-clone handle on [`Shared`].
+#[derive(Clone)]
+pub struct AppState(pub Arc<Shared>);
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// Every route of the gateway, with metrics, body limits and envelope errors for unknown routes.
+pub fn router(state: AppState) -> Router {
+    let limits = state.limits.clone();
+    Router::new()
+        .merge(registry_routes::routes())
+        .merge(stream::routes())
+        .merge(health::routes())
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(observe::record))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
+        .with_state(state)
+}
+
+async fn unknown_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::Status(
+        StatusCode::NOT_FOUND,
+        format!("not found: no route for {method} {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::Status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method not allowed: {method} is not supported on {}", uri.path()),
+    )
+}

@@ -1,0 +1,54 @@
+//! `GET /api/v1/stream`: the log as Server-Sent Events, resumable and filterable by type.
+
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use axum::Router;
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+
+use super::envelope::ApiError;
+use super::extract::Params;
+use super::AppState;
+use crate::bus::log_stream;
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/stream", get(stream))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamParams {
+    /// Only messages whose type starts with this.
+    #[serde(rename = "type")]
+    type_prefix: Option<String>,
+    /// Start after this sequence number (the `Last-Event-ID` header wins).
+    after: Option<u64>,
+}
+
+async fn stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Params(params): Params<StreamParams>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let after = match headers.get("last-event-id") {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .ok_or_else(|| ApiError::invalid("Last-Event-ID must be a log sequence number"))?,
+        None => params.after.unwrap_or(0),
+    };
+    let prefix = params.type_prefix.unwrap_or_default();
+    let messages = log_stream::follow(state.registry.clone(), after, state.shutdown.clone())
+        .filter(move |(_, message)| std::future::ready(message.kind.starts_with(&prefix)))
+        .map(|(seq, message)| {
+            let data = serde_json::to_string(&message).unwrap_or_default();
+            Ok(Event::default().id(seq.to_string()).data(data))
+        });
+    Ok(Sse::new(messages).keep_alive(KeepAlive::default()))
+}

@@ -1,0 +1,12 @@
+//! epr-gateway: an event gateway that speaks the API of the Event Provenance Registry (EPR),
+//! validates every event against its receiver's JSON Schema, acknowledges only what is durable,
+//! and publishes everything from a durable log.
+
+pub mod bus;
+pub mod config;
+pub mod http;
+pub mod registry;
+pub mod schema;
+pub mod server;
+pub mod store;
+pub mod telemetry;

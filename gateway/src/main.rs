@@ -1,0 +1,59 @@
+//! The `epr-gateway` binary.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use epr_gateway::config::ServeConfig;
+use tracing_subscriber::EnvFilter;
+
+/// Event gateway speaking EPR's API: validated, durable, published from a log.
+#[derive(Parser)]
+#[command(name = "epr-gateway", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (sled store in --data-dir; no broker needed).
+    ///
+    /// Example: EPR_ADMIN_TOKEN=s3cret epr-gateway serve --port 8042 --data-dir /var/lib/epr
+    Serve(ServeConfig),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("EPR_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Serve(config) => {
+            let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+            runtime.block_on(async {
+                let metrics = epr_gateway::telemetry::install()
+                    .context("cannot install the metrics recorder")?;
+                epr_gateway::server::serve(config, metrics, shutdown_signal()).await?;
+                anyhow::Ok(())
+            })
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

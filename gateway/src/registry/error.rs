@@ -1,0 +1,56 @@
+//! What can go wrong in the registry, in the words EPR's clients expect.
+
+use thiserror::Error;
+
+/// An error of the storage behind the registry (details go to the log, never to the client).
+#[derive(Debug, Error)]
+#[error("storage error: {0}")]
+pub struct StoreError(pub String);
+
+/// The kinds of object the registry holds, named as EPR names them in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// A receiver (`eventReceiver`).
+    Receiver,
+    /// An event (`event`).
+    Event,
+    /// A group (`eventReceiverGroup`).
+    Group,
+}
+
+impl ObjectKind {
+    /// EPR's name for the kind.
+    pub fn epr_name(self) -> &'static str {
+        match self {
+            ObjectKind::Receiver => "eventReceiver",
+            ObjectKind::Event => "event",
+            ObjectKind::Group => "eventReceiverGroup",
+        }
+    }
+}
+
+/// A failed registry operation.
+#[derive(Debug, Error)]
+pub enum RegistryError {
+    /// The client sent something wrong (400); the text says what.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// No object of that kind has that id (404).
+    #[error("object not found: {} with id {id} not found", kind.epr_name())]
+    NotFound {
+        /// What was looked for.
+        kind: ObjectKind,
+        /// The id asked for.
+        id: String,
+    },
+    /// The store failed (500).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl RegistryError {
+    /// A 400 with the given text after `invalid input: `.
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        RegistryError::InvalidInput(msg.into())
+    }
+}

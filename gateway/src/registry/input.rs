@@ -1,0 +1,117 @@
+//! What clients send to create things, and the checks EPR applies to it.
+//!
+//! Every field is optional at the serde level so that a missing or `null` field gets EPR's
+//! `<field> cannot be blank` message instead of a parser error; unknown keys are ignored.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::error::RegistryError;
+
+/// Body of `POST /api/v1/receivers`.
+#[derive(Debug, Default, Deserialize)]
+pub struct NewReceiver {
+    /// Name.
+    pub name: Option<String>,
+    /// Event type.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Version.
+    pub version: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// JSON Schema document (or a string holding one).
+    pub schema: Option<Box<RawValue>>,
+}
+
+/// Body of `POST /api/v1/events`.
+#[derive(Debug, Default, Deserialize)]
+pub struct NewEvent {
+    /// Unit name.
+    pub name: Option<String>,
+    /// Unit version.
+    pub version: Option<String>,
+    /// Unit release.
+    pub release: Option<String>,
+    /// Unit platform.
+    pub platform_id: Option<String>,
+    /// Unit package.
+    pub package: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Payload, kept byte for byte.
+    pub payload: Option<Box<RawValue>>,
+    /// Success (default false).
+    pub success: Option<bool>,
+    /// The receiver the event belongs to.
+    pub event_receiver_id: Option<String>,
+}
+
+/// Body of `POST /api/v1/groups`.
+#[derive(Debug, Default, Deserialize)]
+pub struct NewGroup {
+    /// Name.
+    pub name: Option<String>,
+    /// Type of the group-complete messages.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Version.
+    pub version: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Enabled from the start (default true).
+    pub enabled: Option<bool>,
+    /// Member receivers.
+    pub event_receiver_ids: Option<Vec<String>>,
+}
+
+/// Body of `PATCH /api/v1/groups/{id}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct GroupPatch {
+    /// Enable or disable the group.
+    pub enabled: Option<bool>,
+}
+
+/// Collects `<label> cannot be blank` messages, joined by newlines as EPR does.
+#[derive(Default)]
+pub(crate) struct BlankCheck {
+    missing: Vec<String>,
+}
+
+impl BlankCheck {
+    /// Takes the field's value, noting it when blank (absent, null or only whitespace).
+    pub(crate) fn take(&mut self, value: &mut Option<String>, label: &str) -> String {
+        let value = value.take().unwrap_or_default();
+        if value.trim().is_empty() {
+            self.missing.push(format!("{label} cannot be blank"));
+        }
+        value
+    }
+
+    /// Fails with every blank field in one message.
+    pub(crate) fn finish(self) -> Result<(), RegistryError> {
+        if self.missing.is_empty() {
+            Ok(())
+        } else {
+            Err(RegistryError::invalid(self.missing.join("\n")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_fields_are_all_reported_in_order() {
+        let mut check = BlankCheck::default();
+        check.take(&mut None, "name");
+        check.take(&mut Some("  ".into()), "version");
+        check.take(&mut Some("ok".into()), "release");
+        let err = check.finish().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid input: name cannot be blank\nversion cannot be blank"
+        );
+    }
+}

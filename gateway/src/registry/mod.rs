@@ -1,0 +1,329 @@
+//! The business rules: receivers, events, groups, group completion and the messages they
+//! publish. Storage is reached only through the [`port::Store`] trait.
+
+pub mod completion;
+pub mod error;
+pub mod input;
+pub mod message;
+pub mod model;
+pub mod port;
+pub mod query;
+
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::schema::{violations, SchemaCache, SchemaError};
+use error::{ObjectKind, RegistryError};
+use input::{BlankCheck, NewEvent, NewGroup, NewReceiver};
+use message::Message;
+use model::{Event, EventWithReceiver, Group, Receiver};
+use port::{LogEntry, Store, Txn};
+use query::{DefinitionFilter, EventFilter, Found, Page};
+
+/// Metric: events stored.
+pub const METRIC_EVENTS_STORED: &str = "epr_events_stored_total";
+/// Metric: events refused because their payload did not match the receiver's schema.
+pub const METRIC_VALIDATION_FAILURES: &str = "epr_validation_failures_total";
+/// Metric: group-complete messages produced.
+pub const METRIC_GROUPS_COMPLETED: &str = "epr_groups_completed_total";
+
+/// The registry: every operation of the EPR API, on top of a store.
+pub struct Registry {
+    store: Arc<dyn Store>,
+    schemas: SchemaCache,
+}
+
+impl Registry {
+    /// A registry over `store`; receivers' schemas with an `$id` become `$ref` targets.
+    pub fn new(store: Arc<dyn Store>) -> Result<Self, RegistryError> {
+        let registry = Registry {
+            store,
+            schemas: SchemaCache::default(),
+        };
+        let mut page = Page {
+            limit: query::MAX_LIMIT,
+            after: None,
+        };
+        loop {
+            let found = registry.find_receivers(&DefinitionFilter::default(), &page)?;
+            for receiver in &found.items {
+                if let Ok(schema) = serde_json::from_str::<Value>(receiver.schema.get()) {
+                    registry.schemas.hold_document(&schema);
+                }
+            }
+            match found.next {
+                Some(next) => page.after = Some(next),
+                None => return Ok(registry),
+            }
+        }
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Creates a receiver; its schema must compile.
+    pub async fn create_receiver(&self, mut input: NewReceiver) -> Result<String, RegistryError> {
+        let mut check = BlankCheck::default();
+        let name = check.take(&mut input.name, "name");
+        let kind = check.take(&mut input.kind, "type");
+        let version = check.take(&mut input.version, "version");
+        let description = check.take(&mut input.description, "description");
+        check.finish()?;
+        let (schema_text, schema) = schema_document(input.schema)?;
+        let validator = self.schemas.compile(&schema).map_err(|e| match e {
+            SchemaError::UnresolvableRef(_) => RegistryError::invalid(e.to_string()),
+            SchemaError::Invalid(msg) => {
+                RegistryError::invalid(format!("failed to parse schema: {msg}"))
+            }
+        })?;
+        let id = self
+            .store
+            .commit(Box::new(move |txn: &mut dyn Txn| {
+                let (id, created_at) = txn.new_id();
+                let receiver = Receiver {
+                    fingerprint: model::fingerprint(&kind, &description, &name, &version),
+                    id,
+                    name,
+                    kind,
+                    version,
+                    description,
+                    schema: schema_text,
+                    created_at,
+                };
+                txn.put_receiver(&receiver)?;
+                txn.append_log(&LogEntry::Message(Message::receiver_created(&receiver)))?;
+                Ok(receiver.id)
+            }))
+            .await?;
+        self.schemas.insert(&id, validator, &schema);
+        Ok(id)
+    }
+
+    /// Validates and stores an event, and the group-complete messages it causes.
+    pub async fn create_event(&self, mut input: NewEvent) -> Result<String, RegistryError> {
+        let mut check = BlankCheck::default();
+        let name = check.take(&mut input.name, "name");
+        let version = check.take(&mut input.version, "version");
+        let release = check.take(&mut input.release, "release");
+        let platform_id = check.take(&mut input.platform_id, "platform id");
+        let package = check.take(&mut input.package, "package");
+        let description = check.take(&mut input.description, "description");
+        let event_receiver_id = check.take(&mut input.event_receiver_id, "event receiver id");
+        check.finish()?;
+        let payload = match input.payload {
+            Some(p) => p,
+            None => RawValue::from_string("null".into()).map_err(internal_json)?,
+        };
+        self.validate_payload(&event_receiver_id, &payload)?;
+        let success = input.success.unwrap_or(false);
+        self.store
+            .commit(Box::new(move |txn: &mut dyn Txn| {
+                let (id, created_at) = txn.new_id();
+                let event = Event {
+                    id,
+                    name,
+                    version,
+                    release,
+                    platform_id,
+                    package,
+                    description,
+                    payload,
+                    success,
+                    event_receiver_id,
+                    created_at,
+                };
+                let completed = completion::completed_groups(txn, &event)?;
+                txn.put_event(&event)?;
+                txn.append_log(&LogEntry::EventCreated {
+                    event_id: event.id.clone(),
+                })?;
+                for group in &completed {
+                    let (message_id, _) = txn.new_id();
+                    let message = Message::group_complete(&message_id, &event, group);
+                    txn.append_log(&LogEntry::Message(message))?;
+                }
+                metrics::counter!(METRIC_EVENTS_STORED).increment(1);
+                metrics::counter!(METRIC_GROUPS_COMPLETED).increment(completed.len() as u64);
+                Ok(event.id)
+            }))
+            .await
+    }
+
+    /// Checks `payload` against the schema of receiver `receiver_id`.
+    fn validate_payload(&self, receiver_id: &str, payload: &RawValue) -> Result<(), RegistryError> {
+        let validator = match self.schemas.get(receiver_id) {
+            Some(v) => v,
+            None => {
+                let receiver = self
+                    .store
+                    .receiver(receiver_id)?
+                    .ok_or_else(|| RegistryError::invalid("receiver for event does not exist"))?;
+                let schema: Value =
+                    serde_json::from_str(receiver.schema.get()).map_err(internal_json)?;
+                let validator = self.schemas.compile(&schema).map_err(|e| {
+                    error::StoreError(format!("stored schema of {receiver_id} no longer compiles: {e}"))
+                })?;
+                self.schemas.insert(receiver_id, validator.clone(), &schema);
+                validator
+            }
+        };
+        let instance: Value = serde_json::from_str(payload.get()).map_err(internal_json)?;
+        let problems = violations(&validator, &instance);
+        if problems.is_empty() {
+            return Ok(());
+        }
+        metrics::counter!(METRIC_VALIDATION_FAILURES).increment(1);
+        Err(RegistryError::invalid(format!(
+            "event payload did not match event receiver schema\n{}",
+            problems.join("\n")
+        )))
+    }
+
+    /// Creates a group of existing receivers.
+    pub async fn create_group(&self, mut input: NewGroup) -> Result<String, RegistryError> {
+        let mut check = BlankCheck::default();
+        let name = check.take(&mut input.name, "name");
+        let kind = check.take(&mut input.kind, "type");
+        let version = check.take(&mut input.version, "version");
+        let description = check.take(&mut input.description, "description");
+        check.finish()?;
+        let ids = input.event_receiver_ids.unwrap_or_default();
+        if ids.is_empty() {
+            return Err(RegistryError::invalid("need at least one event receiver id"));
+        }
+        if ids.iter().any(|id| id.trim().is_empty()) {
+            return Err(RegistryError::invalid("event receiver ids cannot be blank"));
+        }
+        let mut members: Vec<String> = Vec::with_capacity(ids.len());
+        for id in ids {
+            if members.contains(&id) {
+                continue;
+            }
+            if self.store.receiver(&id)?.is_none() {
+                return Err(RegistryError::invalid(format!(
+                    "event receiver {id} does not exist"
+                )));
+            }
+            members.push(id);
+        }
+        let enabled = input.enabled.unwrap_or(true);
+        self.store
+            .commit(Box::new(move |txn: &mut dyn Txn| {
+                let (id, created_at) = txn.new_id();
+                let group = Group {
+                    id,
+                    name,
+                    kind,
+                    version,
+                    description,
+                    enabled,
+                    event_receiver_ids: members,
+                    created_at,
+                    updated_at: created_at,
+                };
+                txn.put_group(&group)?;
+                txn.append_log(&LogEntry::Message(Message::group_created(&group)))?;
+                Ok(group.id)
+            }))
+            .await
+    }
+
+    /// Enables or disables a group.
+    pub async fn set_group_enabled(&self, id: &str, enabled: bool) -> Result<String, RegistryError> {
+        let id = id.to_owned();
+        self.store
+            .commit(Box::new(move |txn: &mut dyn Txn| {
+                let mut group = txn.group(&id)?.ok_or(RegistryError::NotFound {
+                    kind: ObjectKind::Group,
+                    id,
+                })?;
+                let (_, now) = txn.new_id();
+                group.enabled = enabled;
+                group.updated_at = now;
+                txn.put_group(&group)?;
+                Ok(group.id)
+            }))
+            .await
+    }
+
+    /// A receiver by id.
+    pub fn receiver(&self, id: &str) -> Result<Receiver, RegistryError> {
+        self.store.receiver(id)?.ok_or_else(|| not_found(ObjectKind::Receiver, id))
+    }
+
+    /// An event by id, with its receiver.
+    pub fn event(&self, id: &str) -> Result<EventWithReceiver, RegistryError> {
+        let event = self.store.event(id)?.ok_or_else(|| not_found(ObjectKind::Event, id))?;
+        let receiver = self.receiver(&event.event_receiver_id)?;
+        Ok(EventWithReceiver { event, receiver })
+    }
+
+    /// A group by id.
+    pub fn group(&self, id: &str) -> Result<Group, RegistryError> {
+        self.store.group(id)?.ok_or_else(|| not_found(ObjectKind::Group, id))
+    }
+
+    /// Events matching `filter`, newest first.
+    pub fn find_events(&self, filter: &EventFilter, page: &Page) -> Result<Found<Event>, RegistryError> {
+        let items = self.store.find_events(filter, page)?;
+        Ok(Found::paginate(items, page.limit, |e| &e.id))
+    }
+
+    /// Receivers matching `filter`, newest first.
+    pub fn find_receivers(
+        &self,
+        filter: &DefinitionFilter,
+        page: &Page,
+    ) -> Result<Found<Receiver>, RegistryError> {
+        let items = self.store.find_receivers(filter, page)?;
+        Ok(Found::paginate(items, page.limit, |r| &r.id))
+    }
+
+    /// Groups matching `filter`, newest first.
+    pub fn find_groups(&self, filter: &DefinitionFilter, page: &Page) -> Result<Found<Group>, RegistryError> {
+        let items = self.store.find_groups(filter, page)?;
+        Ok(Found::paginate(items, page.limit, |g| &g.id))
+    }
+
+    /// The message a log entry stands for.
+    pub fn render(&self, entry: LogEntry) -> Result<Message, RegistryError> {
+        match entry {
+            LogEntry::Message(message) => Ok(message),
+            LogEntry::EventCreated { event_id } => {
+                let found = self.event(&event_id)?;
+                Ok(Message::event_created(&found.event, &found.receiver))
+            }
+        }
+    }
+}
+
+fn not_found(kind: ObjectKind, id: &str) -> RegistryError {
+    RegistryError::NotFound {
+        kind,
+        id: id.to_owned(),
+    }
+}
+
+fn internal_json(e: serde_json::Error) -> RegistryError {
+    RegistryError::Store(error::StoreError(format!("JSON: {e}")))
+}
+
+/// The schema as stored (exact text) and as parsed; a string holding JSON text is unwrapped.
+fn schema_document(raw: Option<Box<RawValue>>) -> Result<(Box<RawValue>, Value), RegistryError> {
+    let raw = raw.ok_or_else(|| RegistryError::invalid("schema is required"))?;
+    let value: Value = serde_json::from_str(raw.get()).map_err(internal_json)?;
+    match value {
+        Value::Null => Err(RegistryError::invalid("schema is required")),
+        Value::String(text) => {
+            let value: Value = serde_json::from_str(&text)
+                .map_err(|e| RegistryError::invalid(format!("failed to parse schema: {e}")))?;
+            let raw = RawValue::from_string(text).map_err(internal_json)?;
+            Ok((raw, value))
+        }
+        value => Ok((raw, value)),
+    }
+}

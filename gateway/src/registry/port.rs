@@ -1,0 +1,83 @@
+//! The storage port: what the business rules need from a store, and nothing else.
+//!
+//! A store runs units of work ([`Work`]) one at a time, in the order it accepts them; each unit
+//! sees everything committed before it and commits atomically with its log entries. The future
+//! returned by [`Store::commit`] resolves only once the unit is durable.
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+
+use super::error::{RegistryError, StoreError};
+use super::message::Message;
+use super::model::{Event, Group, Nvrpp, Receiver};
+use super::query::{DefinitionFilter, EventFilter, Page};
+
+/// An entry of the durable log: a message to publish.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum LogEntry {
+    /// "Event created", rendered from the stored event and its receiver when read.
+    EventCreated {
+        /// The stored event.
+        event_id: String,
+    },
+    /// Any other message, stored as published.
+    Message(Message),
+}
+
+/// A unit of work run by the store's writer; returns the id of what it created or changed.
+pub type Work = Box<dyn FnOnce(&mut dyn Txn) -> Result<String, RegistryError> + Send>;
+
+/// The view a unit of work has of the store: reads see what was committed before the unit
+/// started (not the unit's own writes); writes become visible and durable together.
+pub trait Txn {
+    /// A fresh id, greater than every id made before, and the time it stands for.
+    fn new_id(&mut self) -> (String, DateTime<Utc>);
+    /// A receiver by id.
+    fn receiver(&self, id: &str) -> Result<Option<Receiver>, StoreError>;
+    /// A group by id.
+    fn group(&self, id: &str) -> Result<Option<Group>, StoreError>;
+    /// Every group that has `receiver_id` as a member.
+    fn groups_of_receiver(&self, receiver_id: &str) -> Result<Vec<Group>, StoreError>;
+    /// `success` of the most recent event of `receiver_id` about `nvrpp`, if there is one.
+    fn latest_success(&self, receiver_id: &str, nvrpp: &Nvrpp) -> Result<Option<bool>, StoreError>;
+    /// Stores a new receiver.
+    fn put_receiver(&mut self, receiver: &Receiver) -> Result<(), StoreError>;
+    /// Stores a new or changed group (its members never change).
+    fn put_group(&mut self, group: &Group) -> Result<(), StoreError>;
+    /// Stores a new event, its search indexes and the latest-event index.
+    fn put_event(&mut self, event: &Event) -> Result<(), StoreError>;
+    /// Appends an entry to the log.
+    fn append_log(&mut self, entry: &LogEntry) -> Result<(), StoreError>;
+}
+
+/// Durable storage of receivers, events, groups and the log.
+pub trait Store: Send + Sync {
+    /// A receiver by id.
+    fn receiver(&self, id: &str) -> Result<Option<Receiver>, StoreError>;
+    /// An event by id.
+    fn event(&self, id: &str) -> Result<Option<Event>, StoreError>;
+    /// A group by id.
+    fn group(&self, id: &str) -> Result<Option<Group>, StoreError>;
+    /// Receivers matching `filter`, newest first, at most `page.limit + 1` of them.
+    fn find_receivers(
+        &self,
+        filter: &DefinitionFilter,
+        page: &Page,
+    ) -> Result<Vec<Receiver>, StoreError>;
+    /// Events matching `filter`, newest first, at most `page.limit + 1` of them.
+    fn find_events(&self, filter: &EventFilter, page: &Page) -> Result<Vec<Event>, StoreError>;
+    /// Groups matching `filter`, newest first, at most `page.limit + 1` of them.
+    fn find_groups(&self, filter: &DefinitionFilter, page: &Page)
+        -> Result<Vec<Group>, StoreError>;
+    /// Runs `work` atomically; resolves once its writes are durable.
+    fn commit(&self, work: Work) -> BoxFuture<'static, Result<String, RegistryError>>;
+    /// Durable log entries with a sequence number above `after`, in order, at most `limit`.
+    fn log_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, LogEntry)>, StoreError>;
+    /// The sequence number of the last durable log entry (0 when the log is empty), live.
+    fn durable_seq(&self) -> watch::Receiver<u64>;
+    /// Checks that the store can be read and written.
+    fn check(&self) -> Result<(), StoreError>;
+    /// Bytes the store occupies on disk.
+    fn size_on_disk(&self) -> Result<u64, StoreError>;
+}

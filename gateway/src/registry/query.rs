@@ -1,0 +1,119 @@
+//! Search filters and pagination: exact-match AND over the given fields, newest first.
+
+use super::model::{Event, Group, Receiver};
+
+/// Default page size of a search.
+pub const DEFAULT_LIMIT: usize = 100;
+/// Largest page size a search accepts.
+pub const MAX_LIMIT: usize = 1000;
+
+/// One page of a search: at most `limit` results, all older than the `after` cursor.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Maximum number of results.
+    pub limit: usize,
+    /// Only results whose id sorts before this one (the last id of the previous page).
+    pub after: Option<String>,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page {
+            limit: DEFAULT_LIMIT,
+            after: None,
+        }
+    }
+}
+
+/// Results of a search and the cursor of the next page, if there is one.
+#[derive(Debug)]
+pub struct Found<T> {
+    /// The results, newest first.
+    pub items: Vec<T>,
+    /// Pass as `after` to get the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+impl<T> Found<T> {
+    /// Cuts `items` (fetched with one extra) to `limit` and sets the cursor from the last id kept.
+    pub fn paginate(mut items: Vec<T>, limit: usize, id: impl Fn(&T) -> &str) -> Self {
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|last| id(last).to_owned())
+        } else {
+            None
+        };
+        Found { items, next }
+    }
+}
+
+fn matches(wanted: &Option<String>, actual: &str) -> bool {
+    wanted.as_deref().is_none_or(|w| w == actual)
+}
+
+/// Filter on events; `None` fields match anything.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Event id.
+    pub id: Option<String>,
+    /// NVRPP name.
+    pub name: Option<String>,
+    /// NVRPP version.
+    pub version: Option<String>,
+    /// NVRPP release.
+    pub release: Option<String>,
+    /// NVRPP platform id.
+    pub platform_id: Option<String>,
+    /// NVRPP package.
+    pub package: Option<String>,
+    /// Success.
+    pub success: Option<bool>,
+    /// Receiver id.
+    pub event_receiver_id: Option<String>,
+}
+
+impl EventFilter {
+    /// Whether `e` passes the filter.
+    pub fn matches(&self, e: &Event) -> bool {
+        matches(&self.id, &e.id)
+            && matches(&self.name, &e.name)
+            && matches(&self.version, &e.version)
+            && matches(&self.release, &e.release)
+            && matches(&self.platform_id, &e.platform_id)
+            && matches(&self.package, &e.package)
+            && self.success.is_none_or(|s| s == e.success)
+            && matches(&self.event_receiver_id, &e.event_receiver_id)
+    }
+}
+
+/// Filter on receivers or groups (both are searched by id, name, type and version).
+#[derive(Debug, Clone, Default)]
+pub struct DefinitionFilter {
+    /// Id.
+    pub id: Option<String>,
+    /// Name.
+    pub name: Option<String>,
+    /// Type.
+    pub kind: Option<String>,
+    /// Version.
+    pub version: Option<String>,
+}
+
+impl DefinitionFilter {
+    fn matches_fields(&self, id: &str, name: &str, kind: &str, version: &str) -> bool {
+        matches(&self.id, id)
+            && matches(&self.name, name)
+            && matches(&self.kind, kind)
+            && matches(&self.version, version)
+    }
+
+    /// Whether receiver `r` passes the filter.
+    pub fn matches_receiver(&self, r: &Receiver) -> bool {
+        self.matches_fields(&r.id, &r.name, &r.kind, &r.version)
+    }
+
+    /// Whether group `g` passes the filter.
+    pub fn matches_group(&self, g: &Group) -> bool {
+        self.matches_fields(&g.id, &g.name, &g.kind, &g.version)
+    }
+}

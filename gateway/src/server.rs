@@ -1,0 +1,124 @@
+//! Running the gateway: open the store, serve HTTP with bounded connections, shut down cleanly.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use metrics_exporter_prometheus::PrometheusHandle;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::Layer;
+use tower_http::normalize_path::NormalizePathLayer;
+
+use crate::config::ServeConfig;
+use crate::http::{self, AppState, Limits, Shared, Tokens};
+use crate::registry::error::RegistryError;
+use crate::registry::port::Store;
+use crate::registry::Registry;
+use crate::store::{OpenError, SledStore};
+
+/// Why the gateway could not run.
+#[derive(Debug, Error)]
+pub enum ServeError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The registry could not load what the store holds.
+    #[error("cannot load the registry: {0}")]
+    Registry(#[from] RegistryError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why binding failed.
+        source: std::io::Error,
+    },
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, lets requests in flight finish (up to
+/// the grace period), flushes the store and returns.
+pub async fn serve(
+    config: ServeConfig,
+    metrics: PrometheusHandle,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let started = Instant::now();
+    let store = Arc::new(SledStore::open(&config.data_dir)?);
+    let registry = Arc::new(Registry::new(store.clone() as Arc<dyn Store>)?);
+    let addr = SocketAddr::new(config.host, config.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state = AppState(Arc::new(Shared {
+        registry,
+        tokens: Tokens {
+            admin: config.admin_token.clone().filter(|t| !t.is_empty()),
+            ingest: config.ingest_token.clone().filter(|t| !t.is_empty()),
+        },
+        limits: Limits {
+            max_body_bytes: config.max_body_bytes,
+            body_timeout: config.body_timeout(),
+        },
+        metrics,
+        data_dir: config.data_dir.clone(),
+        started,
+        shutdown: stop_rx,
+    }));
+    let app = NormalizePathLayer::trim_trailing_slash().layer(http::router(state));
+    let service = TowerToHyperService::new(app);
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout());
+    let graceful = GracefulShutdown::new();
+
+    println!("epr-gateway listening on http://{local}");
+    tracing::info!(%local, data_dir = %config.data_dir.display(), "serving");
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service.clone());
+                    let conn = graceful.watch(conn.into_owned());
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut shutdown => break,
+        }
+    }
+    tracing::info!("shutting down: no new connections; finishing requests in flight");
+    drop(listener);
+    stop_tx.send_replace(true);
+    if tokio::time::timeout(config.shutdown_grace(), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("grace period over; closing the remaining connections");
+    }
+    store.close().await;
+    tracing::info!("store flushed; bye");
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! The embedded store: sled trees, indexes, the log, and the single writer that makes every
+//! acknowledged write durable (group commit).
+
+mod keys;
+mod sled_store;
+mod trees;
+mod writer;
+
+pub use sled_store::{OpenError, SledStore};
+
+/// Metric: seconds one flush to disk took.
+pub const METRIC_FLUSH_SECONDS: &str = "epr_store_flush_duration_seconds";
+/// Metric: units of work made durable by one flush.
+pub const METRIC_FLUSH_BATCH: &str = "epr_store_flush_batch_size";

@@ -1,0 +1,253 @@
+//! [`SledStore`]: the registry's [`Store`] on sled.
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::keys;
+use super::trees::{decode, sled_error, TreeId, Trees};
+use super::writer::{self, Request};
+use crate::registry::error::{RegistryError, StoreError};
+use crate::registry::model::{Event, Group, Receiver};
+use crate::registry::port::{LogEntry, Store, Work};
+use crate::registry::query::{DefinitionFilter, EventFilter, Page};
+
+/// Why the store could not be opened.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    /// Another process holds the data directory.
+    #[error("data directory {0} is in use by another process (is another epr-gateway running on it?)")]
+    Locked(PathBuf),
+    /// sled could not open the database.
+    #[error("cannot open the store in {dir}: {source}")]
+    Sled {
+        /// The data directory.
+        dir: PathBuf,
+        /// What sled said.
+        source: sled::Error,
+    },
+    /// The writer thread could not be started.
+    #[error("cannot start the store writer: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Receivers, events, groups and the log in a sled database in one data directory.
+pub struct SledStore {
+    trees: Arc<Trees>,
+    writer: mpsc::Sender<Request>,
+    durable: watch::Receiver<u64>,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`; fails if another process has it open.
+    pub fn open(dir: &Path) -> Result<Self, OpenError> {
+        let sled_error = |source: sled::Error| {
+            if source.to_string().contains("could not acquire lock") {
+                OpenError::Locked(dir.to_owned())
+            } else {
+                OpenError::Sled {
+                    dir: dir.to_owned(),
+                    source,
+                }
+            }
+        };
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(None)
+            .open()
+            .map_err(sled_error)?;
+        let trees = Arc::new(Trees::open(db).map_err(sled_error)?);
+        let last_seq = match trees.tree(TreeId::Log).last().map_err(sled_error)? {
+            Some((key, _)) => keys::log_seq(&key),
+            None => 0,
+        };
+        let (durable_tx, durable) = watch::channel(last_seq);
+        let writer = writer::spawn(trees.clone(), last_seq, durable_tx)?;
+        Ok(SledStore {
+            trees,
+            writer,
+            durable,
+        })
+    }
+
+    /// Finishes pending work, flushes, and stops the writer; later commits fail.
+    pub async fn close(&self) {
+        let (done, closed) = oneshot::channel();
+        if self.writer.send(Request::Close(done)).await.is_ok() {
+            let _ = closed.await;
+        }
+    }
+
+    /// Objects of tree `tree` in reverse key order among keys starting with `prefix` and, when
+    /// `after` is given, below `prefix + after`: (key, value) pairs.
+    fn scan_rev(
+        &self,
+        tree: TreeId,
+        prefix: Vec<u8>,
+        after: Option<&str>,
+    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> {
+        let end = match after {
+            Some(after) => Bound::Excluded([prefix.as_slice(), after.as_bytes()].concat()),
+            None => keys::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded),
+        };
+        self.trees
+            .tree(tree)
+            .range((Bound::Included(prefix), end))
+            .rev()
+            .map(|item| item.map_err(sled_error))
+    }
+
+    /// Objects of a main tree (keyed by id) matching `keep`, newest first, `limit + 1` at most.
+    fn find_in<T: serde::de::DeserializeOwned>(
+        &self,
+        tree: TreeId,
+        id: Option<&str>,
+        page: &Page,
+        keep: impl Fn(&T) -> bool,
+    ) -> Result<Vec<T>, StoreError> {
+        if let Some(id) = id {
+            let found: Option<T> = self.trees.get_json(tree, id.as_bytes())?;
+            return Ok(found.into_iter().filter(|t| keep(t)).collect());
+        }
+        let mut found = Vec::new();
+        for item in self.scan_rev(tree, Vec::new(), page.after.as_deref()) {
+            let (_, value) = item?;
+            let object: T = decode(&value)?;
+            if keep(&object) {
+                found.push(object);
+                if found.len() > page.limit {
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl Store for SledStore {
+    fn receiver(&self, id: &str) -> Result<Option<Receiver>, StoreError> {
+        self.trees.get_json(TreeId::Receivers, id.as_bytes())
+    }
+
+    fn event(&self, id: &str) -> Result<Option<Event>, StoreError> {
+        self.trees.get_json(TreeId::Events, id.as_bytes())
+    }
+
+    fn group(&self, id: &str) -> Result<Option<Group>, StoreError> {
+        self.trees.get_json(TreeId::Groups, id.as_bytes())
+    }
+
+    fn find_receivers(
+        &self,
+        filter: &DefinitionFilter,
+        page: &Page,
+    ) -> Result<Vec<Receiver>, StoreError> {
+        self.find_in(TreeId::Receivers, filter.id.as_deref(), page, |r| {
+            filter.matches_receiver(r)
+        })
+    }
+
+    fn find_groups(&self, filter: &DefinitionFilter, page: &Page) -> Result<Vec<Group>, StoreError> {
+        self.find_in(TreeId::Groups, filter.id.as_deref(), page, |g| {
+            filter.matches_group(g)
+        })
+    }
+
+    /// Uses the most selective index the filter allows: the NVRPP index when all five parts are
+    /// given, else the receiver index, else the name index, else a scan of all events.
+    fn find_events(&self, filter: &EventFilter, page: &Page) -> Result<Vec<Event>, StoreError> {
+        let index = match filter {
+            EventFilter {
+                name: Some(n),
+                version: Some(v),
+                release: Some(r),
+                platform_id: Some(p),
+                package: Some(k),
+                ..
+            } if filter.id.is_none() => Some((TreeId::EventsByNvrpp, keys::prefix(&[n, v, r, p, k]))),
+            EventFilter {
+                event_receiver_id: Some(r),
+                id: None,
+                ..
+            } => Some((TreeId::EventsByReceiver, keys::prefix(&[r]))),
+            EventFilter {
+                name: Some(n),
+                id: None,
+                ..
+            } => Some((TreeId::EventsByName, keys::prefix(&[n]))),
+            _ => None,
+        };
+        let Some((tree, prefix)) = index else {
+            return self.find_in(TreeId::Events, filter.id.as_deref(), page, |e| {
+                filter.matches(e)
+            });
+        };
+        let prefix_len = prefix.len();
+        let mut found = Vec::new();
+        for item in self.scan_rev(tree, prefix, page.after.as_deref()) {
+            let (key, _) = item?;
+            let id = keys::entry_id(&key, prefix_len);
+            match self.event(&id)? {
+                Some(event) if filter.matches(&event) => {
+                    found.push(event);
+                    if found.len() > page.limit {
+                        break;
+                    }
+                }
+                Some(_) => {}
+                None => return Err(StoreError(format!("index points to missing event {id}"))),
+            }
+        }
+        Ok(found)
+    }
+
+    fn commit(&self, work: Work) -> BoxFuture<'static, Result<String, RegistryError>> {
+        let writer = self.writer.clone();
+        Box::pin(async move {
+            let closed = || RegistryError::Store(StoreError("the store is closed".into()));
+            let (reply, answer) = oneshot::channel();
+            writer
+                .send(Request::Work(work, reply))
+                .await
+                .map_err(|_| closed())?;
+            answer.await.map_err(|_| closed())?
+        })
+    }
+
+    fn log_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, LogEntry)>, StoreError> {
+        let durable = *self.durable.borrow();
+        if after >= durable {
+            return Ok(Vec::new());
+        }
+        let range = keys::log_key(after + 1)..=keys::log_key(durable);
+        self.trees
+            .tree(TreeId::Log)
+            .range(range)
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item.map_err(sled_error)?;
+                Ok((keys::log_seq(&key), decode(&value)?))
+            })
+            .collect()
+    }
+
+    fn durable_seq(&self) -> watch::Receiver<u64> {
+        self.durable.clone()
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.writer.is_closed() {
+            return Err(StoreError("the store writer has stopped".into()));
+        }
+        self.trees.tree(TreeId::Log).last().map_err(sled_error)?;
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.trees.db.size_on_disk().map_err(sled_error)
+    }
+}

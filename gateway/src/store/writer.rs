@@ -1,0 +1,226 @@
+//! The single writer: runs units of work one after another, each in its own sled transaction,
+//! and makes everything it wrote durable with one flush per batch (group commit). Requests that
+//! arrive while a flush runs form the next batch, so concurrent clients share flushes.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot, watch};
+use ulid::Generator;
+
+use super::keys;
+use super::trees::{encode, sled_error, TreeId, Trees};
+use crate::registry::error::{RegistryError, StoreError};
+use crate::registry::model::{Event, Group, Nvrpp, Receiver};
+use crate::registry::port::{LogEntry, Txn, Work};
+
+/// Most units of work made durable by one flush.
+const MAX_BATCH: usize = 1024;
+
+/// What the writer is asked to do.
+pub(crate) enum Request {
+    /// Run a unit of work and answer once it is durable.
+    Work(Work, oneshot::Sender<Result<String, RegistryError>>),
+    /// Finish the current batch, flush, answer, and stop.
+    Close(oneshot::Sender<()>),
+}
+
+/// Starts the writer thread; `last_seq` is the last sequence number in the log.
+pub(crate) fn spawn(
+    trees: Arc<Trees>,
+    last_seq: u64,
+    durable: watch::Sender<u64>,
+) -> std::io::Result<mpsc::Sender<Request>> {
+    let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
+    std::thread::Builder::new()
+        .name("epr-store-writer".into())
+        .spawn(move || run(&trees, rx, last_seq, &durable))?;
+    Ok(tx)
+}
+
+fn run(trees: &Trees, mut rx: mpsc::Receiver<Request>, mut last_seq: u64, durable: &watch::Sender<u64>) {
+    let mut ids = Generator::new();
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut close = None;
+        let mut written = 0usize;
+        for request in batch.drain(..) {
+            match request {
+                Request::Work(work, reply) => {
+                    let mut txn = SledTxn::new(trees, &mut ids, last_seq);
+                    let result = work(&mut txn).and_then(|id| {
+                        last_seq = txn.apply()?;
+                        written += 1;
+                        Ok(id)
+                    });
+                    answers.push((reply, result));
+                }
+                Request::Close(done) => close = Some(done),
+            }
+        }
+        if written > 0 {
+            let started = Instant::now();
+            let flushed = trees.db.flush();
+            metrics::histogram!(super::METRIC_FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
+            metrics::histogram!(super::METRIC_FLUSH_BATCH).record(written as f64);
+            match flushed {
+                Ok(_) => {
+                    durable.send_replace(last_seq);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "flush to disk failed; answering the batch with errors");
+                    for (_, result) in answers.iter_mut().filter(|(_, r)| r.is_ok()) {
+                        *result = Err(StoreError(format!("flush failed: {e}")).into());
+                    }
+                }
+            }
+        }
+        for (reply, result) in answers {
+            let _ = reply.send(result);
+        }
+        if let Some(done) = close {
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+/// A unit of work's view: reads go to the trees, writes are buffered and applied in one
+/// sled transaction.
+struct SledTxn<'a> {
+    trees: &'a Trees,
+    ids: &'a mut Generator,
+    last_seq: u64,
+    writes: Vec<(TreeId, Vec<u8>, Vec<u8>)>,
+}
+
+impl<'a> SledTxn<'a> {
+    fn new(trees: &'a Trees, ids: &'a mut Generator, last_seq: u64) -> Self {
+        SledTxn {
+            trees,
+            ids,
+            last_seq,
+            writes: Vec::with_capacity(8),
+        }
+    }
+
+    fn put(&mut self, tree: TreeId, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.push((tree, key, value));
+    }
+
+    /// Writes everything atomically; returns the new last log sequence number.
+    fn apply(self) -> Result<u64, StoreError> {
+        if self.writes.is_empty() {
+            return Ok(self.last_seq);
+        }
+        let mut touched: Vec<TreeId> = Vec::with_capacity(self.writes.len());
+        for (tree, _, _) in &self.writes {
+            if !touched.contains(tree) {
+                touched.push(*tree);
+            }
+        }
+        let trees: Vec<sled::Tree> = touched.iter().map(|t| self.trees.tree(*t).clone()).collect();
+        let writes = &self.writes;
+        sled::Transactional::<()>::transaction(trees.as_slice(), |tx| {
+            for (tree, key, value) in writes {
+                let slot = touched.iter().position(|t| t == tree).unwrap_or_default();
+                tx[slot].insert(key.as_slice(), value.as_slice())?;
+            }
+            Ok(())
+        })
+        .map_err(|e| match e {
+            sled::transaction::TransactionError::Storage(e) => sled_error(e),
+            sled::transaction::TransactionError::Abort(()) => StoreError("transaction aborted".into()),
+        })?;
+        Ok(self.last_seq)
+    }
+}
+
+impl Txn for SledTxn<'_> {
+    fn new_id(&mut self) -> (String, DateTime<Utc>) {
+        let mut at = SystemTime::now();
+        let ulid = loop {
+            match self.ids.generate_from_datetime(at) {
+                Ok(ulid) => break ulid,
+                // 2^80 ids in one millisecond: move on to the next one.
+                Err(_) => at += std::time::Duration::from_millis(1),
+            }
+        };
+        (ulid.to_string(), DateTime::<Utc>::from(ulid.datetime()))
+    }
+
+    fn receiver(&self, id: &str) -> Result<Option<Receiver>, StoreError> {
+        self.trees.get_json(TreeId::Receivers, id.as_bytes())
+    }
+
+    fn group(&self, id: &str) -> Result<Option<Group>, StoreError> {
+        self.trees.get_json(TreeId::Groups, id.as_bytes())
+    }
+
+    fn groups_of_receiver(&self, receiver_id: &str) -> Result<Vec<Group>, StoreError> {
+        let prefix = keys::prefix(&[receiver_id]);
+        let mut groups = Vec::new();
+        for item in self.trees.tree(TreeId::GroupMembers).scan_prefix(&prefix) {
+            let (key, _) = item.map_err(sled_error)?;
+            let group_id = keys::entry_id(&key, prefix.len());
+            if let Some(group) = self.group(&group_id)? {
+                groups.push(group);
+            }
+        }
+        Ok(groups)
+    }
+
+    fn latest_success(&self, receiver_id: &str, nvrpp: &Nvrpp) -> Result<Option<bool>, StoreError> {
+        let key = latest_key(receiver_id, nvrpp);
+        let value = self.trees.tree(TreeId::Latest).get(key).map_err(sled_error)?;
+        Ok(value.and_then(|v| v.last().map(|b| *b == 1)))
+    }
+
+    fn put_receiver(&mut self, receiver: &Receiver) -> Result<(), StoreError> {
+        self.put(TreeId::Receivers, receiver.id.clone().into_bytes(), encode(receiver)?);
+        Ok(())
+    }
+
+    fn put_group(&mut self, group: &Group) -> Result<(), StoreError> {
+        self.put(TreeId::Groups, group.id.clone().into_bytes(), encode(group)?);
+        for member in &group.event_receiver_ids {
+            self.put(TreeId::GroupMembers, keys::entry(&[member], &group.id), Vec::new());
+        }
+        Ok(())
+    }
+
+    fn put_event(&mut self, event: &Event) -> Result<(), StoreError> {
+        let nvrpp = event.nvrpp();
+        let id = &event.id;
+        self.put(TreeId::Events, id.clone().into_bytes(), encode(event)?);
+        self.put(TreeId::EventsByReceiver, keys::entry(&[&event.event_receiver_id], id), Vec::new());
+        self.put(TreeId::EventsByName, keys::entry(&[&event.name], id), Vec::new());
+        self.put(TreeId::EventsByNvrpp, keys::entry(&nvrpp.parts(), id), Vec::new());
+        let mut latest = id.clone().into_bytes();
+        latest.push(u8::from(event.success));
+        self.put(TreeId::Latest, latest_key(&event.event_receiver_id, &nvrpp), latest);
+        Ok(())
+    }
+
+    fn append_log(&mut self, entry: &LogEntry) -> Result<(), StoreError> {
+        self.last_seq += 1;
+        let key = keys::log_key(self.last_seq).to_vec();
+        self.put(TreeId::Log, key, encode(entry)?);
+        Ok(())
+    }
+}
+
+/// Key of the latest-event index.
+fn latest_key(receiver_id: &str, nvrpp: &Nvrpp) -> Vec<u8> {
+    let [n, v, r, p, k] = nvrpp.parts();
+    keys::prefix(&[receiver_id, n, v, r, p, k])
+}
