@@ -1,5 +1,7 @@
 //! The `epr-gateway` binary.
 
+use std::process::ExitCode;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use epr_gateway::config::ServeConfig;
@@ -21,8 +23,18 @@ enum Command {
     Serve(ServeConfig),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("EPR_LOG").unwrap_or_else(|_| EnvFilter::new("info")),

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::registry::error::StoreError;
 
 /// One sled tree of the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum TreeId {
     /// Receiver id → receiver JSON.
     Receivers,

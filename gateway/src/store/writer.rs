@@ -1,7 +1,8 @@
-//! The single writer: runs units of work one after another, each in its own sled transaction,
-//! and makes everything it wrote durable with one flush per batch (group commit). Requests that
+//! The single writer: runs units of work one after another and makes a whole batch of them
+//! durable with one sled transaction and one flush (group commit). Requests that
 //! arrive while a flush runs form the next batch, so concurrent clients share flushes.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -10,7 +11,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use ulid::Generator;
 
 use super::keys;
-use super::trees::{encode, sled_error, TreeId, Trees};
+use serde::de::DeserializeOwned;
+
+use super::trees::{decode, encode, sled_error, TreeId, Trees};
 use crate::registry::error::{RegistryError, StoreError};
 use crate::registry::model::{Event, Group, Nvrpp, Receiver};
 use crate::registry::port::{LogEntry, Txn, Work};
@@ -41,47 +44,43 @@ pub(crate) fn spawn(
 
 fn run(trees: &Trees, mut rx: mpsc::Receiver<Request>, mut last_seq: u64, durable: &watch::Sender<u64>) {
     let mut ids = Generator::new();
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut requests = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
+        requests.push(first);
+        while requests.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(next) => batch.push(next),
+                Ok(next) => requests.push(next),
                 Err(_) => break,
             }
         }
-        let mut answers = Vec::with_capacity(batch.len());
+        let mut batch = Batch::default();
+        let mut answers = Vec::with_capacity(requests.len());
         let mut close = None;
-        let mut written = 0usize;
-        for request in batch.drain(..) {
+        for request in requests.drain(..) {
             match request {
                 Request::Work(work, reply) => {
-                    let mut txn = SledTxn::new(trees, &mut ids, last_seq);
-                    let result = work(&mut txn).and_then(|id| {
-                        last_seq = txn.apply()?;
-                        written += 1;
-                        Ok(id)
-                    });
+                    let mut txn = SledTxn::new(trees, &batch, &mut ids, last_seq);
+                    let result = work(&mut txn);
+                    if result.is_ok() {
+                        last_seq = txn.last_seq;
+                        let writes = txn.writes;
+                        batch.units += 1;
+                        batch.absorb(writes);
+                    }
                     answers.push((reply, result));
                 }
                 Request::Close(done) => close = Some(done),
             }
         }
-        if written > 0 {
-            let started = Instant::now();
-            let flushed = trees.db.flush();
-            metrics::histogram!(super::METRIC_FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
-            metrics::histogram!(super::METRIC_FLUSH_BATCH).record(written as f64);
-            match flushed {
-                Ok(_) => {
-                    durable.send_replace(last_seq);
+        if batch.units > 0 {
+            let written = batch.commit(trees);
+            if let Err(e) = &written {
+                tracing::error!(error = %e, "writing a batch failed; answering it with errors");
+                for (_, result) in answers.iter_mut().filter(|(_, r)| r.is_ok()) {
+                    *result = Err(StoreError(format!("write failed: {e}")).into());
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "flush to disk failed; answering the batch with errors");
-                    for (_, result) in answers.iter_mut().filter(|(_, r)| r.is_ok()) {
-                        *result = Err(StoreError(format!("flush failed: {e}")).into());
-                    }
-                }
+            } else {
+                durable.send_replace(last_seq);
             }
         }
         for (reply, result) in answers {
@@ -94,19 +93,77 @@ fn run(trees: &Trees, mut rx: mpsc::Receiver<Request>, mut last_seq: u64, durabl
     }
 }
 
-/// A unit of work's view: reads go to the trees, writes are buffered and applied in one
-/// sled transaction.
+/// The writes of one batch of units of work: applied in one sled transaction, made durable by
+/// one flush. Later units of the batch read the writes of earlier ones from here.
+#[derive(Default)]
+struct Batch {
+    writes: BTreeMap<(TreeId, Vec<u8>), Vec<u8>>,
+    units: usize,
+}
+
+impl Batch {
+    fn absorb(&mut self, writes: Vec<(TreeId, Vec<u8>, Vec<u8>)>) {
+        for (tree, key, value) in writes {
+            self.writes.insert((tree, key), value);
+        }
+    }
+
+    fn get(&self, tree: TreeId, key: &[u8]) -> Option<&[u8]> {
+        self.writes.get(&(tree, key.to_vec())).map(Vec::as_slice)
+    }
+
+    /// Keys of `tree` written in this batch that start with `prefix`.
+    fn keys_with_prefix<'a>(&'a self, tree: TreeId, prefix: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.writes
+            .range((tree, prefix.to_vec())..)
+            .take_while(move |((t, k), _)| *t == tree && k.starts_with(prefix))
+            .map(|((_, k), _)| k.as_slice())
+    }
+
+    /// Writes everything atomically, then flushes to disk.
+    fn commit(self, trees: &Trees) -> Result<(), StoreError> {
+        let mut touched: Vec<TreeId> = Vec::new();
+        for (tree, _) in self.writes.keys() {
+            if !touched.contains(tree) {
+                touched.push(*tree);
+            }
+        }
+        let handles: Vec<sled::Tree> = touched.iter().map(|t| trees.tree(*t).clone()).collect();
+        let writes = &self.writes;
+        sled::Transactional::<()>::transaction(handles.as_slice(), |tx| {
+            for ((tree, key), value) in writes {
+                let slot = touched.iter().position(|t| t == tree).unwrap_or_default();
+                tx[slot].insert(key.as_slice(), value.as_slice())?;
+            }
+            Ok(())
+        })
+        .map_err(|e| match e {
+            sled::transaction::TransactionError::Storage(e) => sled_error(e),
+            sled::transaction::TransactionError::Abort(()) => StoreError("transaction aborted".into()),
+        })?;
+        let started = Instant::now();
+        trees.db.flush().map_err(sled_error)?;
+        metrics::histogram!(super::METRIC_FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(super::METRIC_FLUSH_BATCH).record(self.units as f64);
+        Ok(())
+    }
+}
+
+/// A unit of work's view: reads see sled plus the earlier units of the batch; its own writes
+/// are buffered until it succeeds.
 struct SledTxn<'a> {
     trees: &'a Trees,
+    batch: &'a Batch,
     ids: &'a mut Generator,
     last_seq: u64,
     writes: Vec<(TreeId, Vec<u8>, Vec<u8>)>,
 }
 
 impl<'a> SledTxn<'a> {
-    fn new(trees: &'a Trees, ids: &'a mut Generator, last_seq: u64) -> Self {
+    fn new(trees: &'a Trees, batch: &'a Batch, ids: &'a mut Generator, last_seq: u64) -> Self {
         SledTxn {
             trees,
+            batch,
             ids,
             last_seq,
             writes: Vec::with_capacity(8),
@@ -117,31 +174,11 @@ impl<'a> SledTxn<'a> {
         self.writes.push((tree, key, value));
     }
 
-    /// Writes everything atomically; returns the new last log sequence number.
-    fn apply(self) -> Result<u64, StoreError> {
-        if self.writes.is_empty() {
-            return Ok(self.last_seq);
+    fn get<T: DeserializeOwned>(&self, tree: TreeId, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.batch.get(tree, key) {
+            Some(bytes) => decode(bytes).map(Some),
+            None => self.trees.get_json(tree, key),
         }
-        let mut touched: Vec<TreeId> = Vec::with_capacity(self.writes.len());
-        for (tree, _, _) in &self.writes {
-            if !touched.contains(tree) {
-                touched.push(*tree);
-            }
-        }
-        let trees: Vec<sled::Tree> = touched.iter().map(|t| self.trees.tree(*t).clone()).collect();
-        let writes = &self.writes;
-        sled::Transactional::<()>::transaction(trees.as_slice(), |tx| {
-            for (tree, key, value) in writes {
-                let slot = touched.iter().position(|t| t == tree).unwrap_or_default();
-                tx[slot].insert(key.as_slice(), value.as_slice())?;
-            }
-            Ok(())
-        })
-        .map_err(|e| match e {
-            sled::transaction::TransactionError::Storage(e) => sled_error(e),
-            sled::transaction::TransactionError::Abort(()) => StoreError("transaction aborted".into()),
-        })?;
-        Ok(self.last_seq)
     }
 }
 
@@ -159,30 +196,40 @@ impl Txn for SledTxn<'_> {
     }
 
     fn receiver(&self, id: &str) -> Result<Option<Receiver>, StoreError> {
-        self.trees.get_json(TreeId::Receivers, id.as_bytes())
+        self.get(TreeId::Receivers, id.as_bytes())
     }
 
     fn group(&self, id: &str) -> Result<Option<Group>, StoreError> {
-        self.trees.get_json(TreeId::Groups, id.as_bytes())
+        self.get(TreeId::Groups, id.as_bytes())
     }
 
     fn groups_of_receiver(&self, receiver_id: &str) -> Result<Vec<Group>, StoreError> {
         let prefix = keys::prefix(&[receiver_id]);
-        let mut groups = Vec::new();
+        let mut group_ids = BTreeSet::new();
         for item in self.trees.tree(TreeId::GroupMembers).scan_prefix(&prefix) {
             let (key, _) = item.map_err(sled_error)?;
-            let group_id = keys::entry_id(&key, prefix.len());
-            if let Some(group) = self.group(&group_id)? {
-                groups.push(group);
-            }
+            group_ids.insert(keys::entry_id(&key, prefix.len()));
+        }
+        for key in self.batch.keys_with_prefix(TreeId::GroupMembers, &prefix) {
+            group_ids.insert(keys::entry_id(key, prefix.len()));
+        }
+        let mut groups = Vec::with_capacity(group_ids.len());
+        for id in group_ids {
+            groups.extend(self.group(&id)?);
         }
         Ok(groups)
     }
 
     fn latest_success(&self, receiver_id: &str, nvrpp: &Nvrpp) -> Result<Option<bool>, StoreError> {
         let key = latest_key(receiver_id, nvrpp);
-        let value = self.trees.tree(TreeId::Latest).get(key).map_err(sled_error)?;
-        Ok(value.and_then(|v| v.last().map(|b| *b == 1)))
+        let success = match self.batch.get(TreeId::Latest, &key) {
+            Some(value) => value.last().copied(),
+            None => {
+                let value = self.trees.tree(TreeId::Latest).get(&key).map_err(sled_error)?;
+                value.and_then(|v| v.last().copied())
+            }
+        };
+        Ok(success.map(|b| b == 1))
     }
 
     fn put_receiver(&mut self, receiver: &Receiver) -> Result<(), StoreError> {
