@@ -32,16 +32,31 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
         )?
         .install_recorder()?;
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests by method, route and status");
-    metrics::describe_histogram!(HTTP_DURATION, metrics::Unit::Seconds, "HTTP request latency");
+    metrics::describe_histogram!(
+        HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "HTTP request latency"
+    );
     metrics::describe_counter!(METRIC_EVENTS_STORED, "Events stored");
     metrics::describe_counter!(
         METRIC_VALIDATION_FAILURES,
         "Events refused because the payload did not match the receiver's schema"
     );
     metrics::describe_counter!(METRIC_GROUPS_COMPLETED, "Group-complete messages produced");
-    metrics::describe_histogram!(METRIC_FLUSH_SECONDS, metrics::Unit::Seconds, "Duration of one flush to disk");
-    metrics::describe_histogram!(METRIC_FLUSH_BATCH, "Writes made durable by one flush (group commit)");
+    metrics::describe_histogram!(
+        METRIC_FLUSH_SECONDS,
+        metrics::Unit::Seconds,
+        "Duration of one flush to disk"
+    );
+    metrics::describe_histogram!(
+        METRIC_FLUSH_BATCH,
+        "Writes made durable by one flush (group commit)"
+    );
     metrics::describe_gauge!(LOG_LENGTH, "Last sequence number of the durable log");
-    metrics::describe_gauge!(STORE_BYTES, metrics::Unit::Bytes, "Bytes the store occupies on disk");
+    metrics::describe_gauge!(
+        STORE_BYTES,
+        metrics::Unit::Bytes,
+        "Bytes the store occupies on disk"
+    );
     Ok(handle)
 }

@@ -42,7 +42,9 @@ pub fn follow(
                 f.after = seq;
                 match f.registry.render(entry) {
                     Ok(message) => return Some(((seq, message), f)),
-                    Err(e) => tracing::error!(seq, error = %e, "log entry cannot be rendered; skipped"),
+                    Err(e) => {
+                        tracing::error!(seq, error = %e, "log entry cannot be rendered; skipped")
+                    }
                 }
             }
             f.durable.borrow_and_update();

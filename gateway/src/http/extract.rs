@@ -101,12 +101,14 @@ fn bearer_matches(parts: &Parts, accepted: &[&String], which: &str) -> Result<()
                 "unauthorized: this call needs the header 'Authorization: Bearer <token>' with {which}"
             ))
         })?;
-    let matched = accepted
-        .iter()
-        .fold(false, |m, t| m | bool::from(t.as_bytes().ct_eq(given.trim().as_bytes())));
+    let matched = accepted.iter().fold(false, |m, t| {
+        m | bool::from(t.as_bytes().ct_eq(given.trim().as_bytes()))
+    });
     if matched {
         Ok(())
     } else {
-        Err(unauthorized(format!("unauthorized: the bearer token is not {which}")))
+        Err(unauthorized(format!(
+            "unauthorized: the bearer token is not {which}"
+        )))
     }
 }

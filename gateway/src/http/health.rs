@@ -26,7 +26,10 @@ async fn liveness() -> impl IntoResponse {
 /// 200 when the store can be read and its writer runs, else 503 saying what is wrong.
 async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
     match state.registry.store().check() {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready", "store": "ok"}))),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "store": "ok"})),
+        ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "not ready", "store": e.to_string()})),

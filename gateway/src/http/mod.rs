@@ -103,6 +103,9 @@ async fn unknown_route(method: Method, uri: Uri) -> ApiError {
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::Status(
         StatusCode::METHOD_NOT_ALLOWED,
-        format!("method not allowed: {method} is not supported on {}", uri.path()),
+        format!(
+            "method not allowed: {method} is not supported on {}",
+            uri.path()
+        ),
     )
 }

@@ -15,7 +15,10 @@ use crate::registry::query::{DefinitionFilter, EventFilter, Found, Page, MAX_LIM
 /// The routes of this module.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/receivers", post(create_receiver).get(find_receivers))
+        .route(
+            "/api/v1/receivers",
+            post(create_receiver).get(find_receivers),
+        )
         .route("/api/v1/receivers/{id}", get(get_receiver))
         .route("/api/v1/events", post(create_event).get(find_events))
         .route("/api/v1/events/{id}", get(get_event))
@@ -61,7 +64,10 @@ async fn patch_group(
     Ok(ok(state.registry.set_group_enabled(&id, enabled).await?))
 }
 
-async fn get_receiver(State(state): State<AppState>, Path(id): Path<String>) -> Answer<[Receiver; 1]> {
+async fn get_receiver(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Answer<[Receiver; 1]> {
     Ok(ok([state.registry.receiver(&id)?]))
 }
 
@@ -109,7 +115,10 @@ struct EventSearch {
     after: Option<String>,
 }
 
-async fn find_events(State(state): State<AppState>, Params(q): Params<EventSearch>) -> Answer<Vec<Event>> {
+async fn find_events(
+    State(state): State<AppState>,
+    Params(q): Params<EventSearch>,
+) -> Answer<Vec<Event>> {
     let filter = EventFilter {
         id: q.id,
         name: q.name,

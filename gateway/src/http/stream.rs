@@ -48,7 +48,33 @@ async fn stream(
         .filter(move |(_, message)| std::future::ready(message.kind.starts_with(&prefix)))
         .map(|(seq, message)| {
             let data = serde_json::to_string(&message).unwrap_or_default();
-            Ok(Event::default().id(seq.to_string()).data(data))
+            Ok(Event::default().id(seq.to_string()).data(one_line(data)))
         });
     Ok(Sse::new(messages).keep_alive(KeepAlive::default()))
+}
+
+/// The JSON text on one line, so that every message is a single `data:` line. Payloads keep
+/// their original whitespace, which may include line breaks; outside strings these are
+/// insignificant, and inside strings JSON escapes them, so spaces can replace them.
+fn one_line(json: String) -> String {
+    if json.contains(['\n', '\r']) {
+        json.replace(['\n', '\r'], " ")
+    } else {
+        json
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn line_breaks_become_spaces_and_the_json_is_unchanged() {
+        let text = "{\n  \"a\": \"x\\ny\",\r\n  \"b\": [1,\n2]\n}".to_owned();
+        let flat = one_line(text.clone());
+        assert!(!flat.contains('\n') && !flat.contains('\r'));
+        let before: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let after: serde_json::Value = serde_json::from_str(&flat).unwrap();
+        assert_eq!(before, after);
+    }
 }

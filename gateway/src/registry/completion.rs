@@ -120,11 +120,17 @@ mod tests {
     #[test]
     fn groups_sharing_a_receiver_are_judged_independently() {
         let mut index = Index {
-            groups: vec![group("g1", true, &["a", "b"]), group("g2", true, &["a", "c"])],
+            groups: vec![
+                group("g1", true, &["a", "b"]),
+                group("g2", true, &["a", "c"]),
+            ],
             ..Index::default()
         };
         index.latest.insert(("b".into(), "u".into()), true);
-        assert_eq!(ids(completed_groups(&index, &event("a", "u", true)).unwrap()), ["g1"]);
+        assert_eq!(
+            ids(completed_groups(&index, &event("a", "u", true)).unwrap()),
+            ["g1"]
+        );
     }
 
     #[test]
@@ -135,8 +141,12 @@ mod tests {
         };
         index.latest.insert(("b".into(), "u".into()), false);
         index.latest.insert(("b".into(), "other".into()), true);
-        assert!(completed_groups(&index, &event("a", "u", true)).unwrap().is_empty());
-        assert!(completed_groups(&index, &event("a", "u", false)).unwrap().is_empty());
+        assert!(completed_groups(&index, &event("a", "u", true))
+            .unwrap()
+            .is_empty());
+        assert!(completed_groups(&index, &event("a", "u", false))
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -145,6 +155,8 @@ mod tests {
             groups: vec![group("g1", false, &["a"])],
             ..Index::default()
         };
-        assert!(completed_groups(&index, &event("a", "u", true)).unwrap().is_empty());
+        assert!(completed_groups(&index, &event("a", "u", true))
+            .unwrap()
+            .is_empty());
     }
 }

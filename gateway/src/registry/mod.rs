@@ -95,7 +95,9 @@ impl Registry {
                     created_at,
                 };
                 txn.put_receiver(&receiver)?;
-                txn.append_log(&LogEntry::Message(Message::receiver_created(&receiver)))?;
+                txn.append_log(&LogEntry::Message(Box::new(Message::receiver_created(
+                    &receiver,
+                ))))?;
                 Ok(receiver.id)
             }))
             .await?;
@@ -144,7 +146,7 @@ impl Registry {
                 for group in &completed {
                     let (message_id, _) = txn.new_id();
                     let message = Message::group_complete(&message_id, &event, group);
-                    txn.append_log(&LogEntry::Message(message))?;
+                    txn.append_log(&LogEntry::Message(Box::new(message)))?;
                 }
                 metrics::counter!(METRIC_EVENTS_STORED).increment(1);
                 metrics::counter!(METRIC_GROUPS_COMPLETED).increment(completed.len() as u64);
@@ -165,7 +167,9 @@ impl Registry {
                 let schema: Value =
                     serde_json::from_str(receiver.schema.get()).map_err(internal_json)?;
                 let validator = self.schemas.compile(&schema).map_err(|e| {
-                    error::StoreError(format!("stored schema of {receiver_id} no longer compiles: {e}"))
+                    error::StoreError(format!(
+                        "stored schema of {receiver_id} no longer compiles: {e}"
+                    ))
                 })?;
                 self.schemas.insert(receiver_id, validator.clone(), &schema);
                 validator
@@ -193,7 +197,9 @@ impl Registry {
         check.finish()?;
         let ids = input.event_receiver_ids.unwrap_or_default();
         if ids.is_empty() {
-            return Err(RegistryError::invalid("need at least one event receiver id"));
+            return Err(RegistryError::invalid(
+                "need at least one event receiver id",
+            ));
         }
         if ids.iter().any(|id| id.trim().is_empty()) {
             return Err(RegistryError::invalid("event receiver ids cannot be blank"));
@@ -226,14 +232,18 @@ impl Registry {
                     updated_at: created_at,
                 };
                 txn.put_group(&group)?;
-                txn.append_log(&LogEntry::Message(Message::group_created(&group)))?;
+                txn.append_log(&LogEntry::Message(Box::new(Message::group_created(&group))))?;
                 Ok(group.id)
             }))
             .await
     }
 
     /// Enables or disables a group.
-    pub async fn set_group_enabled(&self, id: &str, enabled: bool) -> Result<String, RegistryError> {
+    pub async fn set_group_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+    ) -> Result<String, RegistryError> {
         let id = id.to_owned();
         self.store
             .commit(Box::new(move |txn: &mut dyn Txn| {
@@ -252,23 +262,34 @@ impl Registry {
 
     /// A receiver by id.
     pub fn receiver(&self, id: &str) -> Result<Receiver, RegistryError> {
-        self.store.receiver(id)?.ok_or_else(|| not_found(ObjectKind::Receiver, id))
+        self.store
+            .receiver(id)?
+            .ok_or_else(|| not_found(ObjectKind::Receiver, id))
     }
 
     /// An event by id, with its receiver.
     pub fn event(&self, id: &str) -> Result<EventWithReceiver, RegistryError> {
-        let event = self.store.event(id)?.ok_or_else(|| not_found(ObjectKind::Event, id))?;
+        let event = self
+            .store
+            .event(id)?
+            .ok_or_else(|| not_found(ObjectKind::Event, id))?;
         let receiver = self.receiver(&event.event_receiver_id)?;
         Ok(EventWithReceiver { event, receiver })
     }
 
     /// A group by id.
     pub fn group(&self, id: &str) -> Result<Group, RegistryError> {
-        self.store.group(id)?.ok_or_else(|| not_found(ObjectKind::Group, id))
+        self.store
+            .group(id)?
+            .ok_or_else(|| not_found(ObjectKind::Group, id))
     }
 
     /// Events matching `filter`, newest first.
-    pub fn find_events(&self, filter: &EventFilter, page: &Page) -> Result<Found<Event>, RegistryError> {
+    pub fn find_events(
+        &self,
+        filter: &EventFilter,
+        page: &Page,
+    ) -> Result<Found<Event>, RegistryError> {
         let items = self.store.find_events(filter, page)?;
         Ok(Found::paginate(items, page.limit, |e| &e.id))
     }
@@ -284,7 +305,11 @@ impl Registry {
     }
 
     /// Groups matching `filter`, newest first.
-    pub fn find_groups(&self, filter: &DefinitionFilter, page: &Page) -> Result<Found<Group>, RegistryError> {
+    pub fn find_groups(
+        &self,
+        filter: &DefinitionFilter,
+        page: &Page,
+    ) -> Result<Found<Group>, RegistryError> {
         let items = self.store.find_groups(filter, page)?;
         Ok(Found::paginate(items, page.limit, |g| &g.id))
     }
@@ -292,7 +317,7 @@ impl Registry {
     /// The message a log entry stands for.
     pub fn render(&self, entry: LogEntry) -> Result<Message, RegistryError> {
         match entry {
-            LogEntry::Message(message) => Ok(message),
+            LogEntry::Message(message) => Ok(*message),
             LogEntry::EventCreated { event_id } => {
                 let found = self.event(&event_id)?;
                 Ok(Message::event_created(&found.event, &found.receiver))

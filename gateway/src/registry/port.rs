@@ -22,7 +22,7 @@ pub enum LogEntry {
         event_id: String,
     },
     /// Any other message, stored as published.
-    Message(Message),
+    Message(Box<Message>),
 }
 
 /// A unit of work run by the store's writer; returns the id of what it created or changed.

@@ -62,9 +62,9 @@ impl SchemaCache {
             .build(schema)
             .map(Arc::new)
             .map_err(|e| match e.kind() {
-                ValidationErrorKind::Referencing(ReferencingError::Unretrievable { uri, .. }) => {
-                    SchemaError::UnresolvableRef(uri.clone())
-                }
+                ValidationErrorKind::Referencing(ReferencingError::Unretrievable {
+                    uri, ..
+                }) => SchemaError::UnresolvableRef(uri.clone()),
                 _ => SchemaError::Invalid(e.to_string()),
             })
     }

@@ -20,7 +20,9 @@ use crate::registry::query::{DefinitionFilter, EventFilter, Page};
 #[derive(Debug, Error)]
 pub enum OpenError {
     /// Another process holds the data directory.
-    #[error("data directory {0} is in use by another process (is another epr-gateway running on it?)")]
+    #[error(
+        "data directory {0} is in use by another process (is another epr-gateway running on it?)"
+    )]
     Locked(PathBuf),
     /// sled could not open the database.
     #[error("cannot open the store in {dir}: {source}")]
@@ -151,7 +153,11 @@ impl Store for SledStore {
         })
     }
 
-    fn find_groups(&self, filter: &DefinitionFilter, page: &Page) -> Result<Vec<Group>, StoreError> {
+    fn find_groups(
+        &self,
+        filter: &DefinitionFilter,
+        page: &Page,
+    ) -> Result<Vec<Group>, StoreError> {
         self.find_in(TreeId::Groups, filter.id.as_deref(), page, |g| {
             filter.matches_group(g)
         })
@@ -168,7 +174,9 @@ impl Store for SledStore {
                 platform_id: Some(p),
                 package: Some(k),
                 ..
-            } if filter.id.is_none() => Some((TreeId::EventsByNvrpp, keys::prefix(&[n, v, r, p, k]))),
+            } if filter.id.is_none() => {
+                Some((TreeId::EventsByNvrpp, keys::prefix(&[n, v, r, p, k])))
+            }
             EventFilter {
                 event_receiver_id: Some(r),
                 id: None,

@@ -42,7 +42,12 @@ pub(crate) fn spawn(
     Ok(tx)
 }
 
-fn run(trees: &Trees, mut rx: mpsc::Receiver<Request>, mut last_seq: u64, durable: &watch::Sender<u64>) {
+fn run(
+    trees: &Trees,
+    mut rx: mpsc::Receiver<Request>,
+    mut last_seq: u64,
+    durable: &watch::Sender<u64>,
+) {
     let mut ids = Generator::new();
     let mut requests = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -113,7 +118,11 @@ impl Batch {
     }
 
     /// Keys of `tree` written in this batch that start with `prefix`.
-    fn keys_with_prefix<'a>(&'a self, tree: TreeId, prefix: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+    fn keys_with_prefix<'a>(
+        &'a self,
+        tree: TreeId,
+        prefix: &'a [u8],
+    ) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.writes
             .range((tree, prefix.to_vec())..)
             .take_while(move |((t, k), _)| *t == tree && k.starts_with(prefix))
@@ -139,7 +148,9 @@ impl Batch {
         })
         .map_err(|e| match e {
             sled::transaction::TransactionError::Storage(e) => sled_error(e),
-            sled::transaction::TransactionError::Abort(()) => StoreError("transaction aborted".into()),
+            sled::transaction::TransactionError::Abort(()) => {
+                StoreError("transaction aborted".into())
+            }
         })?;
         let started = Instant::now();
         trees.db.flush().map_err(sled_error)?;
@@ -225,7 +236,11 @@ impl Txn for SledTxn<'_> {
         let success = match self.batch.get(TreeId::Latest, &key) {
             Some(value) => value.last().copied(),
             None => {
-                let value = self.trees.tree(TreeId::Latest).get(&key).map_err(sled_error)?;
+                let value = self
+                    .trees
+                    .tree(TreeId::Latest)
+                    .get(&key)
+                    .map_err(sled_error)?;
                 value.and_then(|v| v.last().copied())
             }
         };
@@ -233,14 +248,26 @@ impl Txn for SledTxn<'_> {
     }
 
     fn put_receiver(&mut self, receiver: &Receiver) -> Result<(), StoreError> {
-        self.put(TreeId::Receivers, receiver.id.clone().into_bytes(), encode(receiver)?);
+        self.put(
+            TreeId::Receivers,
+            receiver.id.clone().into_bytes(),
+            encode(receiver)?,
+        );
         Ok(())
     }
 
     fn put_group(&mut self, group: &Group) -> Result<(), StoreError> {
-        self.put(TreeId::Groups, group.id.clone().into_bytes(), encode(group)?);
+        self.put(
+            TreeId::Groups,
+            group.id.clone().into_bytes(),
+            encode(group)?,
+        );
         for member in &group.event_receiver_ids {
-            self.put(TreeId::GroupMembers, keys::entry(&[member], &group.id), Vec::new());
+            self.put(
+                TreeId::GroupMembers,
+                keys::entry(&[member], &group.id),
+                Vec::new(),
+            );
         }
         Ok(())
     }
@@ -249,12 +276,28 @@ impl Txn for SledTxn<'_> {
         let nvrpp = event.nvrpp();
         let id = &event.id;
         self.put(TreeId::Events, id.clone().into_bytes(), encode(event)?);
-        self.put(TreeId::EventsByReceiver, keys::entry(&[&event.event_receiver_id], id), Vec::new());
-        self.put(TreeId::EventsByName, keys::entry(&[&event.name], id), Vec::new());
-        self.put(TreeId::EventsByNvrpp, keys::entry(&nvrpp.parts(), id), Vec::new());
+        self.put(
+            TreeId::EventsByReceiver,
+            keys::entry(&[&event.event_receiver_id], id),
+            Vec::new(),
+        );
+        self.put(
+            TreeId::EventsByName,
+            keys::entry(&[&event.name], id),
+            Vec::new(),
+        );
+        self.put(
+            TreeId::EventsByNvrpp,
+            keys::entry(&nvrpp.parts(), id),
+            Vec::new(),
+        );
         let mut latest = id.clone().into_bytes();
         latest.push(u8::from(event.success));
-        self.put(TreeId::Latest, latest_key(&event.event_receiver_id, &nvrpp), latest);
+        self.put(
+            TreeId::Latest,
+            latest_key(&event.event_receiver_id, &nvrpp),
+            latest,
+        );
         Ok(())
     }
 

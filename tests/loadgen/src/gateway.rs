@@ -51,4 +51,3 @@ impl Spawned {
         self.dir.path().join("data")
     }
 }
-

@@ -71,7 +71,10 @@ async fn main() -> anyhow::Result<()> {
     };
     let (url, data_dir) = match &spawned {
         Some(g) => (g.url.clone(), Some(g.data_dir().to_owned())),
-        None => (args.url.trim_end_matches('/').to_owned(), args.data_dir.clone()),
+        None => (
+            args.url.trim_end_matches('/').to_owned(),
+            args.data_dir.clone(),
+        ),
     };
     let target = Target::connect(&url, args.token.clone())
         .await
@@ -88,7 +91,9 @@ async fn main() -> anyhow::Result<()> {
         let baseline = if args.no_baseline {
             None
         } else {
-            let result = target.run(&Request::liveness(), concurrency, duration).await?;
+            let result = target
+                .run(&Request::liveness(), concurrency, duration)
+                .await?;
             report::print(Phase::Baseline, concurrency, &result, None);
             Some(result)
         };

@@ -95,7 +95,12 @@ impl Target {
     /// Creates the receiver the events are posted to: a 10-property schema.
     pub async fn create_receiver(&self) -> anyhow::Result<String> {
         let properties: serde_json::Map<String, Value> = (0..PROPERTIES)
-            .map(|i| (format!("p{i}"), json!({"type": "string", "maxLength": 4096})))
+            .map(|i| {
+                (
+                    format!("p{i}"),
+                    json!({"type": "string", "maxLength": 4096}),
+                )
+            })
             .collect();
         let required: Vec<String> = (0..PROPERTIES).map(|i| format!("p{i}")).collect();
         let body = json!({

@@ -1,0 +1,295 @@
+//! Test harness: the real `epr-gateway` binary on a free port and a temporary data directory,
+//! spoken to over real HTTP.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A running gateway; killed when dropped. Its HTTP helpers are those of [`Api`].
+pub struct Gateway {
+    child: Child,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    /// Talks to it.
+    pub api: Api,
+}
+
+impl std::ops::Deref for Gateway {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+/// An HTTP client of one gateway.
+#[derive(Clone)]
+pub struct Api {
+    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    pub base: String,
+    /// Client with no proxy and a timeout.
+    pub http: reqwest::Client,
+}
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_epr-gateway")
+}
+
+impl Gateway {
+    /// A gateway on a fresh data directory.
+    pub async fn start() -> Gateway {
+        Self::start_with(&[]).await
+    }
+
+    /// A gateway on a fresh data directory with extra environment variables.
+    pub async fn start_with(env: &[(&str, &str)]) -> Gateway {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("data");
+        let mut gateway = Self::start_in(&dir, env).await;
+        gateway._tmp = Some(tmp);
+        gateway
+    }
+
+    /// A gateway on `dir` (which the caller keeps).
+    pub async fn start_in(dir: &Path, env: &[(&str, &str)]) -> Gateway {
+        let mut child = Command::new(binary())
+            .args(["serve", "--port", "0", "--data-dir"])
+            .arg(dir)
+            .envs(env.iter().copied())
+            .env("EPR_LOG", "warn")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start epr-gateway");
+        let stdout = child.stdout.take().expect("stdout");
+        let line = tokio::time::timeout(
+            Duration::from_secs(30),
+            BufReader::new(stdout).lines().next_line(),
+        )
+        .await
+        .expect("gateway printed its address in time")
+        .expect("read stdout")
+        .expect("gateway exited before listening");
+        let base = line.rsplit(' ').next().expect("address").to_owned();
+        assert!(
+            base.starts_with("http://127.0.0.1:"),
+            "unexpected first line: {line}"
+        );
+        Gateway {
+            child,
+            data_dir: dir.to_owned(),
+            _tmp: None,
+            api: Api {
+                base,
+                http: client(),
+            },
+        }
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().expect("SIGKILL sent");
+        self.child.wait().await.expect("process reaped");
+    }
+
+    /// Sends SIGTERM and waits for the process to exit (at most 30 s).
+    pub async fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().expect("still running") as i32;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("SIGTERM sent");
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("exited within 30 s of SIGTERM")
+            .expect("process reaped")
+    }
+}
+
+impl Api {
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request; returns the status and the body parsed as JSON (Null when empty or not JSON).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let text = response.text().await.expect("body read");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// GET `path`.
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None, None).await
+    }
+
+    /// POST `body` as JSON to `path`.
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body.to_string()), None)
+            .await
+    }
+
+    /// POST, expecting 200 and an id in `data`.
+    pub async fn create(&self, path: &str, body: &Value) -> String {
+        let (status, answer) = self.post(path, body).await;
+        assert_eq!(status, StatusCode::OK, "POST {path} {body}: {answer}");
+        let id = answer["data"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no id in {answer}"));
+        assert_eq!(id.len(), 26, "ids are ULIDs: {id}");
+        id.to_owned()
+    }
+
+    /// Creates a receiver of type `kind` whose schema accepts any object.
+    pub async fn receiver(&self, kind: &str) -> String {
+        self.create(
+            "/api/v1/receivers",
+            &receiver_body(kind, json!({"type": "object"})),
+        )
+        .await
+    }
+
+    /// Creates an event for `receiver` about unit `name` (other NVRPP parts fixed).
+    pub async fn event(&self, receiver: &str, name: &str, success: bool) -> String {
+        self.create(
+            "/api/v1/events",
+            &event_body(receiver, name, success, json!({})),
+        )
+        .await
+    }
+
+    /// Creates an enabled group of `receivers` whose complete messages have type `kind`.
+    pub async fn group(&self, kind: &str, receivers: &[&str]) -> String {
+        let body = json!({"name": kind, "type": kind, "version": "1.0.0", "description": "group",
+            "enabled": true, "event_receiver_ids": receivers});
+        self.create("/api/v1/groups", &body).await
+    }
+
+    /// Reads `count` messages of the SSE stream at `query` (e.g. `?type=x`), resuming after
+    /// `last_event_id` when given: `(sequence, message)` pairs. Panics after 15 s.
+    pub async fn stream(
+        &self,
+        query: &str,
+        last_event_id: Option<u64>,
+        count: usize,
+    ) -> Vec<(u64, Value)> {
+        let mut request = self
+            .http
+            .get(self.url(&format!("/api/v1/stream{query}")))
+            .timeout(Duration::from_secs(60));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        let response = request.send().await.expect("stream opened");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let mut body = response.bytes_stream();
+        let mut buffer = String::new();
+        let mut messages = Vec::new();
+        let read = async {
+            while messages.len() < count {
+                let chunk = body
+                    .next()
+                    .await
+                    .expect("stream still open")
+                    .expect("chunk");
+                buffer.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+                while let Some(end) = buffer.find("\n\n") {
+                    let block: String = buffer.drain(..end + 2).collect();
+                    let mut id = None;
+                    let mut data = None;
+                    for line in block.lines() {
+                        if let Some(v) = line.strip_prefix("id: ") {
+                            id = Some(v.parse::<u64>().expect("numeric id"));
+                        } else if let Some(v) = line.strip_prefix("data: ") {
+                            data = Some(serde_json::from_str::<Value>(v).expect("JSON data"));
+                        }
+                    }
+                    if let (Some(id), Some(data)) = (id, data) {
+                        messages.push((id, data));
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(15), read)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "stream{query} gave only {} of {count} messages",
+                    messages.len()
+                )
+            });
+        messages
+    }
+
+    /// Last durable log sequence number, from `/healthz/status`.
+    pub async fn last_sequence(&self) -> u64 {
+        let (_, status) = self.get("/healthz/status").await;
+        status["log"]["last_sequence"]
+            .as_u64()
+            .expect("last_sequence")
+    }
+
+    /// Every message in the log so far, in order.
+    pub async fn log(&self) -> Vec<(u64, Value)> {
+        let n = self.last_sequence().await as usize;
+        self.stream("", None, n).await
+    }
+}
+
+/// An HTTP client that ignores proxy settings of the environment.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+/// A receiver body.
+pub fn receiver_body(kind: &str, schema: Value) -> Value {
+    json!({"name": format!("{kind}-receiver"), "type": kind, "version": "1.0.0",
+        "description": format!("receiver of {kind}"), "schema": schema})
+}
+
+/// An event body about unit `name`.
+pub fn event_body(receiver: &str, name: &str, success: bool, payload: Value) -> Value {
+    json!({"name": name, "version": "1.0.0", "release": "2026.11", "platform_id": "x86_64-linux",
+        "package": "oci", "description": "an event", "payload": payload, "success": success,
+        "event_receiver_id": receiver})
+}
+
+/// The single error message of an envelope.
+pub fn error_of(answer: &Value) -> String {
+    let errors = answer["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors in {answer}"));
+    assert_eq!(errors.len(), 1, "{answer}");
+    errors[0].as_str().expect("string").to_owned()
+}
