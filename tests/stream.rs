@@ -124,8 +124,13 @@ async fn every_message_is_one_data_line_even_when_a_payload_spans_lines() {
     let body = format!(
         "{{\"name\":\"app\",\"version\":\"1\",\"release\":\"1\",\"platform_id\":\"p\",\"package\":\"k\",\n\"description\":\"d\",\"payload\":{{\n  \"log\": \"line 1\\nline 2\",\r\n  \"n\": 1\n}},\"success\":true,\"event_receiver_id\":\"{receiver}\"}}"
     );
-    let (status, _) = gw.call(reqwest::Method::POST, "/api/v1/events", Some(body), None).await;
+    let (status, _) = gw
+        .call(reqwest::Method::POST, "/api/v1/events", Some(body), None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     let messages = gw.stream("?type=dev.multiline", None, 1).await;
-    assert_eq!(messages[0].1["data"]["events"][0]["payload"], json!({"log": "line 1\nline 2", "n": 1}));
+    assert_eq!(
+        messages[0].1["data"]["events"][0]["payload"],
+        json!({"log": "line 1\nline 2", "n": 1})
+    );
 }

@@ -60,6 +60,7 @@ impl SledStore {
         let db = sled::Config::new()
             .path(dir)
             .flush_every_ms(None)
+            .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(sled_error)?;
         let trees = Arc::new(Trees::open(db).map_err(sled_error)?);

@@ -1,24 +1,24 @@
-//! The single writer: runs units of work one after another and makes a whole batch of them
-//! durable with one sled transaction and one flush (group commit). Requests that
-//! arrive while a flush runs form the next batch, so concurrent clients share flushes.
+//! The single writer: runs units of work one after another, applies each batch of them in one
+//! sled transaction, and hands the batch to the flusher, which makes it durable and only then
+//! answers. While the flusher waits on the disk, the writer applies the next batch, and one
+//! flush covers every batch waiting for it (group commit): concurrent clients share flushes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot, watch};
 use ulid::Generator;
 
 use super::keys;
-use serde::de::DeserializeOwned;
-
 use super::trees::{decode, encode, sled_error, TreeId, Trees};
 use crate::registry::error::{RegistryError, StoreError};
 use crate::registry::model::{Event, Group, Nvrpp, Receiver};
 use crate::registry::port::{LogEntry, Txn, Work};
 
-/// Most units of work made durable by one flush.
+/// Most units of work applied in one transaction.
 const MAX_BATCH: usize = 1024;
 
 /// What the writer is asked to do.
@@ -29,24 +29,47 @@ pub(crate) enum Request {
     Close(oneshot::Sender<()>),
 }
 
-/// Starts the writer thread; `last_seq` is the last sequence number in the log.
+type Answer = (
+    oneshot::Sender<Result<String, RegistryError>>,
+    Result<String, RegistryError>,
+);
+
+/// A batch applied in memory, waiting to be made durable.
+enum Job {
+    /// Flush, then send the answers and publish `last_seq` as durable.
+    Flush {
+        answers: Vec<Answer>,
+        last_seq: u64,
+        units: usize,
+    },
+    /// Flush what is pending, then signal and stop.
+    Close(oneshot::Sender<()>),
+}
+
+/// Starts the writer and flusher threads; `last_seq` is the last sequence number in the log.
 pub(crate) fn spawn(
     trees: Arc<Trees>,
     last_seq: u64,
     durable: watch::Sender<u64>,
 ) -> std::io::Result<mpsc::Sender<Request>> {
     let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
+    // Two batches may wait for the disk; beyond that the writer waits too (back-pressure).
+    let (jobs_tx, jobs_rx) = std_mpsc::sync_channel(2);
+    let flusher_trees = trees.clone();
+    std::thread::Builder::new()
+        .name("epr-store-flush".into())
+        .spawn(move || flush_loop(&flusher_trees, jobs_rx, &durable))?;
     std::thread::Builder::new()
         .name("epr-store-writer".into())
-        .spawn(move || run(&trees, rx, last_seq, &durable))?;
+        .spawn(move || write_loop(&trees, rx, last_seq, &jobs_tx))?;
     Ok(tx)
 }
 
-fn run(
+fn write_loop(
     trees: &Trees,
     mut rx: mpsc::Receiver<Request>,
     mut last_seq: u64,
-    durable: &watch::Sender<u64>,
+    jobs: &std_mpsc::SyncSender<Job>,
 ) {
     let mut ids = Generator::new();
     let mut requests = Vec::with_capacity(MAX_BATCH);
@@ -61,13 +84,14 @@ fn run(
         let mut batch = Batch::default();
         let mut answers = Vec::with_capacity(requests.len());
         let mut close = None;
+        let mut batch_seq = last_seq;
         for request in requests.drain(..) {
             match request {
                 Request::Work(work, reply) => {
-                    let mut txn = SledTxn::new(trees, &batch, &mut ids, last_seq);
+                    let mut txn = SledTxn::new(trees, &batch, &mut ids, batch_seq);
                     let result = work(&mut txn);
                     if result.is_ok() {
-                        last_seq = txn.last_seq;
+                        batch_seq = txn.last_seq;
                         let writes = txn.writes;
                         batch.units += 1;
                         batch.absorb(writes);
@@ -77,29 +101,94 @@ fn run(
                 Request::Close(done) => close = Some(done),
             }
         }
-        if batch.units > 0 {
-            let written = batch.commit(trees);
-            if let Err(e) = &written {
-                tracing::error!(error = %e, "writing a batch failed; answering it with errors");
-                for (_, result) in answers.iter_mut().filter(|(_, r)| r.is_ok()) {
-                    *result = Err(StoreError(format!("write failed: {e}")).into());
+        let units = batch.units;
+        if units > 0 {
+            match batch.apply(trees) {
+                Ok(()) => last_seq = batch_seq,
+                Err(e) => {
+                    tracing::error!(error = %e, "writing a batch failed; answering it with errors");
+                    fail_all(&mut answers, &e);
                 }
-            } else {
-                durable.send_replace(last_seq);
             }
         }
-        for (reply, result) in answers {
-            let _ = reply.send(result);
+        let job = Job::Flush {
+            answers,
+            last_seq,
+            units,
+        };
+        if jobs.send(job).is_err() {
+            return;
         }
         if let Some(done) = close {
-            let _ = done.send(());
+            let _ = jobs.send(Job::Close(done));
             return;
         }
     }
 }
 
-/// The writes of one batch of units of work: applied in one sled transaction, made durable by
-/// one flush. Later units of the batch read the writes of earlier ones from here.
+fn flush_loop(trees: &Trees, jobs: std_mpsc::Receiver<Job>, durable: &watch::Sender<u64>) {
+    while let Ok(first) = jobs.recv() {
+        let mut pending = vec![first];
+        pending.extend(jobs.try_iter());
+        let units: usize = pending
+            .iter()
+            .map(|job| match job {
+                Job::Flush { units, .. } => *units,
+                Job::Close(_) => 0,
+            })
+            .sum();
+        let flushed = if units > 0 {
+            let started = Instant::now();
+            let flushed = trees.db.flush().map_err(sled_error);
+            metrics::histogram!(super::METRIC_FLUSH_SECONDS)
+                .record(started.elapsed().as_secs_f64());
+            metrics::histogram!(super::METRIC_FLUSH_BATCH).record(units as f64);
+            flushed
+        } else {
+            Ok(0)
+        };
+        for job in pending {
+            match job {
+                Job::Flush {
+                    mut answers,
+                    last_seq,
+                    ..
+                } => {
+                    match &flushed {
+                        Ok(_) => {
+                            durable.send_if_modified(|seq| {
+                                let newer = last_seq > *seq;
+                                *seq = (*seq).max(last_seq);
+                                newer
+                            });
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "flush to disk failed; answering with errors");
+                            fail_all(&mut answers, e);
+                        }
+                    }
+                    for (reply, result) in answers {
+                        let _ = reply.send(result);
+                    }
+                }
+                Job::Close(done) => {
+                    let _ = done.send(());
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Turns every successful answer into `error`: the write is not known to be durable.
+fn fail_all(answers: &mut [Answer], error: &StoreError) {
+    for (_, result) in answers.iter_mut().filter(|(_, r)| r.is_ok()) {
+        *result = Err(StoreError(format!("write failed: {}", error.0)).into());
+    }
+}
+
+/// The writes of one batch of units of work, applied in one sled transaction. Later units of
+/// the batch read the writes of earlier ones from here.
 #[derive(Default)]
 struct Batch {
     writes: BTreeMap<(TreeId, Vec<u8>), Vec<u8>>,
@@ -129,8 +218,8 @@ impl Batch {
             .map(|((_, k), _)| k.as_slice())
     }
 
-    /// Writes everything atomically, then flushes to disk.
-    fn commit(self, trees: &Trees) -> Result<(), StoreError> {
+    /// Writes everything atomically (in memory and the log; durable after the next flush).
+    fn apply(self, trees: &Trees) -> Result<(), StoreError> {
         let mut touched: Vec<TreeId> = Vec::new();
         for (tree, _) in self.writes.keys() {
             if !touched.contains(tree) {
@@ -151,12 +240,7 @@ impl Batch {
             sled::transaction::TransactionError::Abort(()) => {
                 StoreError("transaction aborted".into())
             }
-        })?;
-        let started = Instant::now();
-        trees.db.flush().map_err(sled_error)?;
-        metrics::histogram!(super::METRIC_FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
-        metrics::histogram!(super::METRIC_FLUSH_BATCH).record(self.units as f64);
-        Ok(())
+        })
     }
 }
 
