@@ -216,3 +216,35 @@ async fn help_explains_every_setting() {
         );
     }
 }
+
+#[tokio::test]
+async fn silent_slow_and_idle_connections_are_closed_after_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = Gateway::start_with(&[("EPR_HEADER_TIMEOUT_SECS", "1")]).await;
+    let addr = gw.base.trim_start_matches("http://").to_owned();
+    let closed = |mut s: tokio::net::TcpStream| async move {
+        let mut buf = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+            .await
+            .expect("the server closed the connection")
+            .expect("read");
+        buf
+    };
+    let silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz/liveness HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz/liveness HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(closed(silent).await.is_empty());
+    let slow_answer = String::from_utf8(closed(slow).await).unwrap();
+    assert!(!slow_answer.contains("200 OK"), "{slow_answer}");
+    let answered = String::from_utf8(closed(idle).await).unwrap();
+    assert!(
+        answered.starts_with("HTTP/1.1 200 OK"),
+        "answered, then closed when idle: {answered}"
+    );
+}

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -78,9 +78,10 @@ pub async fn serve(
     let app = NormalizePathLayer::trim_trailing_slash().layer(http::router(state));
     let service = TowerToHyperService::new(app);
 
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only (what EPR's clients speak): its header timeout also covers connections
+    // that never send a byte and keep-alive connections left idle.
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout());
     let graceful = GracefulShutdown::new();
@@ -93,8 +94,8 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let _ = stream.set_nodelay(true);
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service.clone());
-                    let conn = graceful.watch(conn.into_owned());
+                    let conn = builder.serve_connection(TokioIo::new(stream), service.clone());
+                    let conn = graceful.watch(conn);
                     tokio::spawn(async move {
                         if let Err(e) = conn.await {
                             tracing::debug!(error = %e, "connection ended with an error");
