@@ -5,6 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::ingest::sources::WebhookSource;
 
 /// Settings of the server.
 #[derive(Debug, Clone, Args)]
@@ -42,12 +46,66 @@ pub struct ServeConfig {
     #[arg(long, env = "EPR_BODY_TIMEOUT_SECS", default_value_t = 30)]
     pub body_timeout_secs: u64,
 
+    /// Optional TOML file with webhook sources (see the README).
+    #[arg(long, env = "EPR_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Create a receiver on the fly for a CloudEvent whose type no receiver has (its schema
+    /// accepts anything). CDEvents on /webhook always get theirs.
+    #[arg(long, env = "EPR_AUTO_RECEIVERS")]
+    pub auto_receivers: bool,
+
     /// Seconds to let requests in flight finish after SIGINT/SIGTERM.
     #[arg(long, env = "EPR_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
 }
 
+/// The optional TOML configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Webhook sources, `[[webhooks]]` tables.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookSource>,
+}
+
+/// The configuration file could not be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// It could not be read.
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It is not valid.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: toml::de::Error,
+    },
+}
+
 impl ServeConfig {
+    /// The config file's contents (empty without `--config`).
+    pub fn file(&self) -> Result<ConfigFile, ConfigError> {
+        let Some(path) = &self.config else {
+            return Ok(ConfigFile::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.clone(),
+            source,
+        })
+    }
+
     /// Header-read timeout.
     pub fn header_timeout(&self) -> Duration {
         Duration::from_secs(self.header_timeout_secs)

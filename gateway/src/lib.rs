@@ -5,6 +5,7 @@
 pub mod bus;
 pub mod config;
 pub mod http;
+pub mod ingest;
 pub mod registry;
 pub mod schema;
 pub mod server;

@@ -16,8 +16,9 @@ use tokio::sync::watch;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
-use crate::config::ServeConfig;
+use crate::config::{ConfigError, ServeConfig};
 use crate::http::{self, AppState, Limits, Shared, Tokens};
+use crate::ingest::sources::{SourceError, WebhookSources};
 use crate::registry::error::RegistryError;
 use crate::registry::port::Store;
 use crate::registry::Registry;
@@ -32,6 +33,12 @@ pub enum ServeError {
     /// The registry could not load what the store holds.
     #[error("cannot load the registry: {0}")]
     Registry(#[from] RegistryError),
+    /// The config file is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A webhook source is wrong.
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -50,8 +57,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let started = Instant::now();
+    let file = config.file()?;
     let store = Arc::new(SledStore::open(&config.data_dir)?);
     let registry = Arc::new(Registry::new(store.clone() as Arc<dyn Store>)?);
+    let sources = WebhookSources::load(store.clone(), file.webhooks)?;
     let addr = SocketAddr::new(config.host, config.port);
     let listener = TcpListener::bind(addr)
         .await
@@ -74,6 +83,8 @@ pub async fn serve(
         data_dir: config.data_dir.clone(),
         started,
         shutdown: stop_rx,
+        sources,
+        auto_receivers: config.auto_receivers,
     }));
     let app = NormalizePathLayer::trim_trailing_slash().layer(http::router(state));
     let service = TowerToHyperService::new(app);

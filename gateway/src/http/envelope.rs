@@ -5,6 +5,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
+use crate::ingest::cdevent::CdEventError;
+use crate::ingest::cloudevent::AttributeError;
+use crate::ingest::http_binding::BindingError;
+use crate::ingest::signature::SignatureError;
+use crate::ingest::sources::SourceError;
 use crate::registry::error::RegistryError;
 
 /// A successful answer: `{"data": ...}`, plus `next` (the cursor of the next page) on searches.
@@ -50,9 +55,10 @@ struct ErrorBody {
     errors: [String; 1],
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, message) = match self {
+impl ApiError {
+    /// The status and message the client gets.
+    pub fn status_and_message(self) -> (StatusCode, String) {
+        match self {
             ApiError::Registry(e @ RegistryError::InvalidInput(_)) => {
                 (StatusCode::BAD_REQUEST, e.to_string())
             }
@@ -67,7 +73,13 @@ impl IntoResponse for ApiError {
                 )
             }
             ApiError::Status(status, message) => (status, message),
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = self.status_and_message();
         let body = Json(ErrorBody {
             data: None,
             errors: [message],
@@ -76,5 +88,45 @@ impl IntoResponse for ApiError {
             return (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
         }
         (status, body).into_response()
+    }
+}
+
+impl From<BindingError> for ApiError {
+    fn from(e: BindingError) -> Self {
+        match e {
+            BindingError::UnsupportedFormat(_) => {
+                ApiError::Status(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string())
+            }
+            e => ApiError::invalid(e),
+        }
+    }
+}
+
+impl From<AttributeError> for ApiError {
+    fn from(e: AttributeError) -> Self {
+        ApiError::invalid(e)
+    }
+}
+
+impl From<CdEventError> for ApiError {
+    fn from(e: CdEventError) -> Self {
+        ApiError::invalid(e)
+    }
+}
+
+impl From<SignatureError> for ApiError {
+    fn from(e: SignatureError) -> Self {
+        ApiError::Status(StatusCode::UNAUTHORIZED, format!("unauthorized: {e}"))
+    }
+}
+
+impl From<SourceError> for ApiError {
+    fn from(e: SourceError) -> Self {
+        match e {
+            SourceError::Invalid(_) => ApiError::invalid(e),
+            SourceError::ReadOnly(_) => ApiError::Status(StatusCode::CONFLICT, e.to_string()),
+            SourceError::NotFound(_) => ApiError::Status(StatusCode::NOT_FOUND, e.to_string()),
+            SourceError::Registry(e) => ApiError::Registry(e),
+        }
     }
 }

@@ -10,6 +10,32 @@ use subtle::ConstantTimeEq;
 use super::envelope::ApiError;
 use super::AppState;
 
+/// A request body within the size limit (413 in the envelope beyond it).
+pub struct RawBody(pub Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::Status(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!(
+                            "request body too large: the limit is {} bytes",
+                            state.limits.max_body_bytes
+                        ),
+                    )
+                } else {
+                    ApiError::invalid(rejection.body_text())
+                }
+            })
+    }
+}
+
 /// A JSON request body. Any content type is accepted (EPR's clients do not all send one);
 /// too large: 413; empty: `invalid input: EOF`; malformed: 400 with the parser's message.
 pub struct JsonBody<T>(pub T);
@@ -18,19 +44,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::Status(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "request body too large: the limit is {} bytes",
-                        state.limits.max_body_bytes
-                    ),
-                )
-            } else {
-                ApiError::invalid(rejection.body_text())
-            }
-        })?;
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::invalid("EOF"));
         }

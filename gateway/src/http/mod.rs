@@ -3,6 +3,7 @@
 pub mod envelope;
 pub mod extract;
 mod health;
+mod ingest_routes;
 mod observe;
 mod registry_routes;
 mod stream;
@@ -19,6 +20,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
+use crate::ingest::sources::WebhookSources;
 use crate::registry::Registry;
 use envelope::ApiError;
 
@@ -65,6 +67,10 @@ pub struct Shared {
     pub started: Instant,
     /// Turns true when the server shuts down; long-lived responses end then.
     pub shutdown: watch::Receiver<bool>,
+    /// Webhook sources.
+    pub sources: WebhookSources,
+    /// Whether CloudEvents of a type no receiver has create one.
+    pub auto_receivers: bool,
 }
 
 /// Cheap-to-clone handle on [`Shared`].
@@ -84,6 +90,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(registry_routes::routes())
         .merge(stream::routes())
+        .merge(ingest_routes::routes())
         .merge(health::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -20,7 +20,12 @@ pub fn routes() -> Router<AppState> {
             post(create_receiver).get(find_receivers),
         )
         .route("/api/v1/receivers/{id}", get(get_receiver))
-        .route("/api/v1/events", post(create_event).get(find_events))
+        .route(
+            "/api/v1/events",
+            post(create_event)
+                .get(find_events)
+                .options(super::ingest_routes::handshake),
+        )
         .route("/api/v1/events/{id}", get(get_event))
         .route("/api/v1/groups", post(create_group).get(find_groups))
         .route("/api/v1/groups/{id}", get(get_group).patch(patch_group))

@@ -69,6 +69,22 @@ mod tests {
         fn latest_success(&self, r: &str, n: &Nvrpp) -> Result<Option<bool>, StoreError> {
             Ok(self.latest.get(&(r.to_owned(), n.name.clone())).copied())
         }
+        fn receivers_of_type(&self, _: &str) -> Result<Vec<String>, StoreError> {
+            unreachable!()
+        }
+        fn deduplicated(&self, _: &str, _: &str) -> Result<Option<String>, StoreError> {
+            unreachable!()
+        }
+        fn put_dedup(&mut self, _: &str, _: &str, _: &str) -> Result<(), StoreError> {
+            unreachable!()
+        }
+        fn put_setting(
+            &mut self,
+            _: &str,
+            _: Option<&serde_json::Value>,
+        ) -> Result<(), StoreError> {
+            unreachable!()
+        }
         fn put_receiver(&mut self, _: &Receiver) -> Result<(), StoreError> {
             unreachable!()
         }

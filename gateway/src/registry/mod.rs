@@ -3,6 +3,7 @@
 
 pub mod completion;
 pub mod error;
+pub mod ingest;
 pub mod input;
 pub mod message;
 pub mod model;
@@ -19,7 +20,7 @@ use error::{ObjectKind, RegistryError};
 use input::{BlankCheck, NewEvent, NewGroup, NewReceiver};
 use message::Message;
 use model::{Event, EventWithReceiver, Group, Receiver};
-use port::{LogEntry, Store, Txn};
+use port::{Committed, LogEntry, Store, Txn};
 use query::{DefinitionFilter, EventFilter, Found, Page};
 
 /// Metric: events stored.
@@ -83,24 +84,17 @@ impl Registry {
         let id = self
             .store
             .commit(Box::new(move |txn: &mut dyn Txn| {
-                let (id, created_at) = txn.new_id();
-                let receiver = Receiver {
-                    fingerprint: model::fingerprint(&kind, &description, &name, &version),
-                    id,
+                let draft = ReceiverDraft {
                     name,
                     kind,
                     version,
                     description,
                     schema: schema_text,
-                    created_at,
                 };
-                txn.put_receiver(&receiver)?;
-                txn.append_log(&LogEntry::Message(Box::new(Message::receiver_created(
-                    &receiver,
-                ))))?;
-                Ok(receiver.id)
+                Ok(Committed::written(draft.write(txn)?))
             }))
-            .await?;
+            .await?
+            .id;
         self.schemas.insert(&id, validator, &schema);
         Ok(id)
     }
@@ -122,37 +116,23 @@ impl Registry {
         };
         self.validate_payload(&event_receiver_id, &payload)?;
         let success = input.success.unwrap_or(false);
+        let draft = EventDraft {
+            name,
+            version,
+            release,
+            platform_id,
+            package,
+            description,
+            payload,
+            success,
+        };
         self.store
             .commit(Box::new(move |txn: &mut dyn Txn| {
-                let (id, created_at) = txn.new_id();
-                let event = Event {
-                    id,
-                    name,
-                    version,
-                    release,
-                    platform_id,
-                    package,
-                    description,
-                    payload,
-                    success,
-                    event_receiver_id,
-                    created_at,
-                };
-                let completed = completion::completed_groups(txn, &event)?;
-                txn.put_event(&event)?;
-                txn.append_log(&LogEntry::EventCreated {
-                    event_id: event.id.clone(),
-                })?;
-                for group in &completed {
-                    let (message_id, _) = txn.new_id();
-                    let message = Message::group_complete(&message_id, &event, group);
-                    txn.append_log(&LogEntry::Message(Box::new(message)))?;
-                }
-                metrics::counter!(METRIC_EVENTS_STORED).increment(1);
-                metrics::counter!(METRIC_GROUPS_COMPLETED).increment(completed.len() as u64);
-                Ok(event.id)
+                let id = draft.write(txn, event_receiver_id)?;
+                Ok(Committed::written(id))
             }))
             .await
+            .map(|c| c.id)
     }
 
     /// Checks `payload` against the schema of receiver `receiver_id`.
@@ -233,9 +213,10 @@ impl Registry {
                 };
                 txn.put_group(&group)?;
                 txn.append_log(&LogEntry::Message(Box::new(Message::group_created(&group))))?;
-                Ok(group.id)
+                Ok(Committed::written(group.id))
             }))
             .await
+            .map(|c| c.id)
     }
 
     /// Enables or disables a group.
@@ -255,9 +236,10 @@ impl Registry {
                 group.enabled = enabled;
                 group.updated_at = now;
                 txn.put_group(&group)?;
-                Ok(group.id)
+                Ok(Committed::written(group.id))
             }))
             .await
+            .map(|c| c.id)
     }
 
     /// A receiver by id.
@@ -323,6 +305,88 @@ impl Registry {
                 Ok(Message::event_created(&found.event, &found.receiver))
             }
         }
+    }
+}
+
+/// A receiver about to be written.
+struct ReceiverDraft {
+    name: String,
+    kind: String,
+    version: String,
+    description: String,
+    schema: Box<RawValue>,
+}
+
+impl ReceiverDraft {
+    /// Stores the receiver and its log message; returns its id.
+    fn write(self, txn: &mut dyn Txn) -> Result<String, RegistryError> {
+        let (id, created_at) = txn.new_id();
+        let receiver = Receiver {
+            fingerprint: model::fingerprint(
+                &self.kind,
+                &self.description,
+                &self.name,
+                &self.version,
+            ),
+            id,
+            name: self.name,
+            kind: self.kind,
+            version: self.version,
+            description: self.description,
+            schema: self.schema,
+            created_at,
+        };
+        txn.put_receiver(&receiver)?;
+        txn.append_log(&LogEntry::Message(Box::new(Message::receiver_created(
+            &receiver,
+        ))))?;
+        Ok(receiver.id)
+    }
+}
+
+/// An event about to be written, all but its receiver.
+struct EventDraft {
+    name: String,
+    version: String,
+    release: String,
+    platform_id: String,
+    package: String,
+    description: String,
+    payload: Box<RawValue>,
+    success: bool,
+}
+
+impl EventDraft {
+    /// Stores the event for `receiver_id`, its log message and the group-complete messages it
+    /// causes; returns its id.
+    fn write(self, txn: &mut dyn Txn, receiver_id: String) -> Result<String, RegistryError> {
+        let (id, created_at) = txn.new_id();
+        let event = Event {
+            id,
+            name: self.name,
+            version: self.version,
+            release: self.release,
+            platform_id: self.platform_id,
+            package: self.package,
+            description: self.description,
+            payload: self.payload,
+            success: self.success,
+            event_receiver_id: receiver_id,
+            created_at,
+        };
+        let completed = completion::completed_groups(txn, &event)?;
+        txn.put_event(&event)?;
+        txn.append_log(&LogEntry::EventCreated {
+            event_id: event.id.clone(),
+        })?;
+        for group in &completed {
+            let (message_id, _) = txn.new_id();
+            let message = Message::group_complete(&message_id, &event, group);
+            txn.append_log(&LogEntry::Message(Box::new(message)))?;
+        }
+        metrics::counter!(METRIC_EVENTS_STORED).increment(1);
+        metrics::counter!(METRIC_GROUPS_COMPLETED).increment(completed.len() as u64);
+        Ok(event.id)
     }
 }
 

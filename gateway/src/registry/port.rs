@@ -25,8 +25,25 @@ pub enum LogEntry {
     Message(Box<Message>),
 }
 
-/// A unit of work run by the store's writer; returns the id of what it created or changed.
-pub type Work = Box<dyn FnOnce(&mut dyn Txn) -> Result<String, RegistryError> + Send>;
+/// What a unit of work did: the id of what it created or changed, and whether it wrote it
+/// (false when it found the object already there, e.g. a duplicate ingestion).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Id of the object.
+    pub id: String,
+    /// Whether this unit of work created it.
+    pub created: bool,
+}
+
+impl Committed {
+    /// A unit of work that wrote `id`.
+    pub fn written(id: String) -> Self {
+        Committed { id, created: true }
+    }
+}
+
+/// A unit of work run by the store's writer.
+pub type Work = Box<dyn FnOnce(&mut dyn Txn) -> Result<Committed, RegistryError> + Send>;
 
 /// The view a unit of work has of the store: reads see what was committed before the unit
 /// started (not the unit's own writes); writes become visible and durable together.
@@ -41,6 +58,18 @@ pub trait Txn {
     fn groups_of_receiver(&self, receiver_id: &str) -> Result<Vec<Group>, StoreError>;
     /// `success` of the most recent event of `receiver_id` about `nvrpp`, if there is one.
     fn latest_success(&self, receiver_id: &str, nvrpp: &Nvrpp) -> Result<Option<bool>, StoreError>;
+    /// Ids of the receivers whose type is `kind`, oldest first.
+    fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError>;
+    /// The event already stored for the ingested event (`source`, `id`), if any.
+    fn deduplicated(&self, source: &str, id: &str) -> Result<Option<String>, StoreError>;
+    /// Records that the ingested event (`source`, `id`) was stored as `event_id`.
+    fn put_dedup(&mut self, source: &str, id: &str, event_id: &str) -> Result<(), StoreError>;
+    /// Sets (or, with `None`, removes) the setting `key`.
+    fn put_setting(
+        &mut self,
+        key: &str,
+        value: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError>;
     /// Stores a new receiver.
     fn put_receiver(&mut self, receiver: &Receiver) -> Result<(), StoreError>;
     /// Stores a new or changed group (its members never change).
@@ -70,8 +99,14 @@ pub trait Store: Send + Sync {
     /// Groups matching `filter`, newest first, at most `page.limit + 1` of them.
     fn find_groups(&self, filter: &DefinitionFilter, page: &Page)
         -> Result<Vec<Group>, StoreError>;
+    /// Ids of the receivers whose type is `kind`, oldest first.
+    fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError>;
+    /// The event already stored for the ingested event (`source`, `id`), if any.
+    fn deduplicated(&self, source: &str, id: &str) -> Result<Option<String>, StoreError>;
+    /// Every setting whose key starts with `prefix`, in key order.
+    fn settings(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
     /// Runs `work` atomically; resolves once its writes are durable.
-    fn commit(&self, work: Work) -> BoxFuture<'static, Result<String, RegistryError>>;
+    fn commit(&self, work: Work) -> BoxFuture<'static, Result<Committed, RegistryError>>;
     /// Durable log entries with a sequence number above `after`, in order, at most `limit`.
     fn log_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, LogEntry)>, StoreError>;
     /// The sequence number of the last durable log entry (0 when the log is empty), live.

@@ -13,7 +13,7 @@ use super::trees::{decode, sled_error, TreeId, Trees};
 use super::writer::{self, Request};
 use crate::registry::error::{RegistryError, StoreError};
 use crate::registry::model::{Event, Group, Receiver};
-use crate::registry::port::{LogEntry, Store, Work};
+use crate::registry::port::{Committed, LogEntry, Store, Work};
 use crate::registry::query::{DefinitionFilter, EventFilter, Page};
 
 /// Why the store could not be opened.
@@ -214,7 +214,39 @@ impl Store for SledStore {
         Ok(found)
     }
 
-    fn commit(&self, work: Work) -> BoxFuture<'static, Result<String, RegistryError>> {
+    fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = keys::prefix(&[kind]);
+        self.trees
+            .tree(TreeId::ReceiversByType)
+            .scan_prefix(&prefix)
+            .map(|item| {
+                let (key, _) = item.map_err(sled_error)?;
+                Ok(keys::entry_id(&key, prefix.len()))
+            })
+            .collect()
+    }
+
+    fn deduplicated(&self, source: &str, id: &str) -> Result<Option<String>, StoreError> {
+        let value = self
+            .trees
+            .tree(TreeId::Dedup)
+            .get(keys::prefix(&[source, id]))
+            .map_err(sled_error)?;
+        Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    fn settings(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        self.trees
+            .tree(TreeId::Settings)
+            .scan_prefix(prefix.as_bytes())
+            .map(|item| {
+                let (key, value) = item.map_err(sled_error)?;
+                Ok((String::from_utf8_lossy(&key).into_owned(), decode(&value)?))
+            })
+            .collect()
+    }
+
+    fn commit(&self, work: Work) -> BoxFuture<'static, Result<Committed, RegistryError>> {
         let writer = self.writer.clone();
         Box::pin(async move {
             let closed = || RegistryError::Store(StoreError("the store is closed".into()));

@@ -26,10 +26,16 @@ pub(crate) enum TreeId {
     GroupMembers,
     /// Sequence number → log entry JSON.
     Log,
+    /// (receiver type) + receiver id → ().
+    ReceiversByType,
+    /// (source, id) of an ingested event → the stored event id (idempotent ingestion).
+    Dedup,
+    /// Setting key (e.g. `webhook/<id>`) → setting JSON.
+    Settings,
 }
 
 impl TreeId {
-    const ALL: [TreeId; 9] = [
+    const ALL: [TreeId; 12] = [
         TreeId::Receivers,
         TreeId::Events,
         TreeId::Groups,
@@ -39,6 +45,9 @@ impl TreeId {
         TreeId::Latest,
         TreeId::GroupMembers,
         TreeId::Log,
+        TreeId::ReceiversByType,
+        TreeId::Dedup,
+        TreeId::Settings,
     ];
 
     fn name(self) -> &'static str {
@@ -52,6 +61,9 @@ impl TreeId {
             TreeId::Latest => "latest_by_receiver_nvrpp",
             TreeId::GroupMembers => "group_members",
             TreeId::Log => "log",
+            TreeId::ReceiversByType => "receivers_by_type",
+            TreeId::Dedup => "dedup",
+            TreeId::Settings => "settings",
         }
     }
 }

@@ -16,7 +16,7 @@ use super::keys;
 use super::trees::{decode, encode, sled_error, TreeId, Trees};
 use crate::registry::error::{RegistryError, StoreError};
 use crate::registry::model::{Event, Group, Nvrpp, Receiver};
-use crate::registry::port::{LogEntry, Txn, Work};
+use crate::registry::port::{Committed, LogEntry, Txn, Work};
 
 /// Most units of work applied in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -24,14 +24,14 @@ const MAX_BATCH: usize = 1024;
 /// What the writer is asked to do.
 pub(crate) enum Request {
     /// Run a unit of work and answer once it is durable.
-    Work(Work, oneshot::Sender<Result<String, RegistryError>>),
+    Work(Work, oneshot::Sender<Result<Committed, RegistryError>>),
     /// Finish the current batch, flush, answer, and stop.
     Close(oneshot::Sender<()>),
 }
 
 type Answer = (
-    oneshot::Sender<Result<String, RegistryError>>,
-    Result<String, RegistryError>,
+    oneshot::Sender<Result<Committed, RegistryError>>,
+    Result<Committed, RegistryError>,
 );
 
 /// A batch applied in memory, waiting to be made durable.
@@ -191,31 +191,36 @@ fn fail_all(answers: &mut [Answer], error: &StoreError) {
 /// the batch read the writes of earlier ones from here.
 #[derive(Default)]
 struct Batch {
-    writes: BTreeMap<(TreeId, Vec<u8>), Vec<u8>>,
+    writes: BTreeMap<(TreeId, Vec<u8>), Option<Vec<u8>>>,
     units: usize,
 }
 
+/// One buffered write: a value to store, or `None` to remove the key.
+type Write = (TreeId, Vec<u8>, Option<Vec<u8>>);
+
 impl Batch {
-    fn absorb(&mut self, writes: Vec<(TreeId, Vec<u8>, Vec<u8>)>) {
+    fn absorb(&mut self, writes: Vec<Write>) {
         for (tree, key, value) in writes {
             self.writes.insert((tree, key), value);
         }
     }
 
-    fn get(&self, tree: TreeId, key: &[u8]) -> Option<&[u8]> {
-        self.writes.get(&(tree, key.to_vec())).map(Vec::as_slice)
+    /// What this batch wrote under `key`: `Some(None)` when it removed the key.
+    fn get(&self, tree: TreeId, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.writes.get(&(tree, key.to_vec())).map(|v| v.as_deref())
     }
 
-    /// Keys of `tree` written in this batch that start with `prefix`.
+    /// Keys of `tree` written in this batch that start with `prefix`, and whether they are
+    /// present (false: removed).
     fn keys_with_prefix<'a>(
         &'a self,
         tree: TreeId,
         prefix: &'a [u8],
-    ) -> impl Iterator<Item = &'a [u8]> + 'a {
+    ) -> impl Iterator<Item = (&'a [u8], bool)> + 'a {
         self.writes
             .range((tree, prefix.to_vec())..)
             .take_while(move |((t, k), _)| *t == tree && k.starts_with(prefix))
-            .map(|((_, k), _)| k.as_slice())
+            .map(|((_, k), v)| (k.as_slice(), v.is_some()))
     }
 
     /// Writes everything atomically (in memory and the log; durable after the next flush).
@@ -231,7 +236,10 @@ impl Batch {
         sled::Transactional::<()>::transaction(handles.as_slice(), |tx| {
             for ((tree, key), value) in writes {
                 let slot = touched.iter().position(|t| t == tree).unwrap_or_default();
-                tx[slot].insert(key.as_slice(), value.as_slice())?;
+                match value {
+                    Some(value) => tx[slot].insert(key.as_slice(), value.as_slice())?,
+                    None => tx[slot].remove(key.as_slice())?,
+                };
             }
             Ok(())
         })
@@ -251,7 +259,7 @@ struct SledTxn<'a> {
     batch: &'a Batch,
     ids: &'a mut Generator,
     last_seq: u64,
-    writes: Vec<(TreeId, Vec<u8>, Vec<u8>)>,
+    writes: Vec<Write>,
 }
 
 impl<'a> SledTxn<'a> {
@@ -266,14 +274,45 @@ impl<'a> SledTxn<'a> {
     }
 
     fn put(&mut self, tree: TreeId, key: Vec<u8>, value: Vec<u8>) {
-        self.writes.push((tree, key, value));
+        self.writes.push((tree, key, Some(value)));
+    }
+
+    /// The raw value under `key`, as of the start of this unit of work.
+    fn get_raw(&self, tree: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.batch.get(tree, key) {
+            Some(value) => Ok(value.map(<[u8]>::to_vec)),
+            None => Ok(self
+                .trees
+                .tree(tree)
+                .get(key)
+                .map_err(sled_error)?
+                .map(|v| v.to_vec())),
+        }
     }
 
     fn get<T: DeserializeOwned>(&self, tree: TreeId, key: &[u8]) -> Result<Option<T>, StoreError> {
-        match self.batch.get(tree, key) {
-            Some(bytes) => decode(bytes).map(Some),
-            None => self.trees.get_json(tree, key),
+        self.get_raw(tree, key)?
+            .map(|bytes| decode(&bytes))
+            .transpose()
+    }
+
+    /// Ids at the end of the keys of index `tree` under `parts`, as of the start of this unit.
+    fn index_ids(&self, tree: TreeId, parts: &[&str]) -> Result<BTreeSet<String>, StoreError> {
+        let prefix = keys::prefix(parts);
+        let mut ids = BTreeSet::new();
+        for item in self.trees.tree(tree).scan_prefix(&prefix) {
+            let (key, _) = item.map_err(sled_error)?;
+            ids.insert(keys::entry_id(&key, prefix.len()));
         }
+        for (key, present) in self.batch.keys_with_prefix(tree, &prefix) {
+            let id = keys::entry_id(key, prefix.len());
+            if present {
+                ids.insert(id);
+            } else {
+                ids.remove(&id);
+            }
+        }
+        Ok(ids)
     }
 }
 
@@ -299,15 +338,7 @@ impl Txn for SledTxn<'_> {
     }
 
     fn groups_of_receiver(&self, receiver_id: &str) -> Result<Vec<Group>, StoreError> {
-        let prefix = keys::prefix(&[receiver_id]);
-        let mut group_ids = BTreeSet::new();
-        for item in self.trees.tree(TreeId::GroupMembers).scan_prefix(&prefix) {
-            let (key, _) = item.map_err(sled_error)?;
-            group_ids.insert(keys::entry_id(&key, prefix.len()));
-        }
-        for key in self.batch.keys_with_prefix(TreeId::GroupMembers, &prefix) {
-            group_ids.insert(keys::entry_id(key, prefix.len()));
-        }
+        let group_ids = self.index_ids(TreeId::GroupMembers, &[receiver_id])?;
         let mut groups = Vec::with_capacity(group_ids.len());
         for id in group_ids {
             groups.extend(self.group(&id)?);
@@ -317,21 +348,47 @@ impl Txn for SledTxn<'_> {
 
     fn latest_success(&self, receiver_id: &str, nvrpp: &Nvrpp) -> Result<Option<bool>, StoreError> {
         let key = latest_key(receiver_id, nvrpp);
-        let success = match self.batch.get(TreeId::Latest, &key) {
-            Some(value) => value.last().copied(),
-            None => {
-                let value = self
-                    .trees
-                    .tree(TreeId::Latest)
-                    .get(&key)
-                    .map_err(sled_error)?;
-                value.and_then(|v| v.last().copied())
-            }
-        };
-        Ok(success.map(|b| b == 1))
+        let value = self.get_raw(TreeId::Latest, &key)?;
+        Ok(value.and_then(|v| v.last().map(|b| *b == 1)))
+    }
+
+    fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .index_ids(TreeId::ReceiversByType, &[kind])?
+            .into_iter()
+            .collect())
+    }
+
+    fn deduplicated(&self, source: &str, id: &str) -> Result<Option<String>, StoreError> {
+        let key = keys::prefix(&[source, id]);
+        Ok(self
+            .get_raw(TreeId::Dedup, &key)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    fn put_dedup(&mut self, source: &str, id: &str, event_id: &str) -> Result<(), StoreError> {
+        let key = keys::prefix(&[source, id]);
+        self.put(TreeId::Dedup, key, event_id.as_bytes().to_vec());
+        Ok(())
+    }
+
+    fn put_setting(
+        &mut self,
+        key: &str,
+        value: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let value = value.map(encode).transpose()?;
+        self.writes
+            .push((TreeId::Settings, key.as_bytes().to_vec(), value));
+        Ok(())
     }
 
     fn put_receiver(&mut self, receiver: &Receiver) -> Result<(), StoreError> {
+        self.put(
+            TreeId::ReceiversByType,
+            keys::entry(&[&receiver.kind], &receiver.id),
+            Vec::new(),
+        );
         self.put(
             TreeId::Receivers,
             receiver.id.clone().into_bytes(),

@@ -1,0 +1,150 @@
+//! Ingestion of events that arrive in other shapes (CloudEvents, CDEvents): routed to a
+//! receiver by id or by type (optionally creating it), stored once per (source, id).
+
+use serde_json::value::RawValue;
+
+use super::error::RegistryError;
+use super::port::{Committed, Txn};
+use super::{internal_json, EventDraft, ReceiverDraft, Registry};
+
+/// Which receiver an ingested event belongs to.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// The receiver with this id.
+    Receiver(String),
+    /// The one receiver with this type; with `auto`, created if there is none.
+    Type {
+        /// The receiver type (e.g. the CloudEvent or CDEvent type).
+        kind: String,
+        /// The receiver to create when none has this type.
+        auto: Option<AutoReceiver>,
+    },
+}
+
+/// A receiver created on the fly for a type first seen; its schema accepts anything, because
+/// what arrives on such paths was validated when it was decoded.
+#[derive(Debug, Clone)]
+pub struct AutoReceiver {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// Description.
+    pub description: String,
+}
+
+/// A decoded event ready to be stored.
+#[derive(Debug)]
+pub struct Ingested {
+    /// Where it goes.
+    pub route: Route,
+    /// (source, id) that identify it at its origin: a second event with both equal is a duplicate.
+    pub origin: (String, String),
+    /// NVRPP name.
+    pub name: String,
+    /// NVRPP version.
+    pub version: String,
+    /// NVRPP release.
+    pub release: String,
+    /// NVRPP platform id.
+    pub platform_id: String,
+    /// NVRPP package.
+    pub package: String,
+    /// Description.
+    pub description: String,
+    /// Success.
+    pub success: bool,
+    /// The payload to store.
+    pub payload: Box<RawValue>,
+}
+
+/// The schema of receivers created on the fly.
+const ANY_SCHEMA: &str = "{}";
+
+impl Registry {
+    /// Stores an ingested event (validated against its receiver's schema), or finds the one
+    /// already stored for its origin; `created` says which.
+    pub async fn ingest(&self, item: Ingested) -> Result<Committed, RegistryError> {
+        let (source, origin_id) = item.origin;
+        if let Some(id) = self.store.deduplicated(&source, &origin_id)? {
+            return Ok(Committed { id, created: false });
+        }
+        let target = self.resolve(&item.route)?;
+        if let Target::Existing(receiver_id) = &target {
+            self.validate_payload(receiver_id, &item.payload)?;
+        }
+        let draft = EventDraft {
+            name: item.name,
+            version: item.version,
+            release: item.release,
+            platform_id: item.platform_id,
+            package: item.package,
+            description: item.description,
+            payload: item.payload,
+            success: item.success,
+        };
+        self.store
+            .commit(Box::new(move |txn: &mut dyn Txn| {
+                if let Some(id) = txn.deduplicated(&source, &origin_id)? {
+                    return Ok(Committed { id, created: false });
+                }
+                let receiver_id = match target {
+                    Target::Existing(id) => id,
+                    Target::Create { kind, auto } => match txn.receivers_of_type(&kind)?.first() {
+                        // created on the fly by an event committed just before this one
+                        Some(id) => id.clone(),
+                        None => ReceiverDraft {
+                            name: auto.name,
+                            kind,
+                            version: auto.version,
+                            description: auto.description,
+                            schema: RawValue::from_string(ANY_SCHEMA.into())
+                                .map_err(internal_json)?,
+                        }
+                        .write(txn)?,
+                    },
+                };
+                let id = draft.write(txn, receiver_id)?;
+                txn.put_dedup(&source, &origin_id, &id)?;
+                Ok(Committed::written(id))
+            }))
+            .await
+    }
+
+    fn resolve(&self, route: &Route) -> Result<Target, RegistryError> {
+        match route {
+            Route::Receiver(id) => match self.store.receiver(id)? {
+                Some(_) => Ok(Target::Existing(id.clone())),
+                None => Err(RegistryError::invalid(format!(
+                    "receiver {id} named by the event does not exist"
+                ))),
+            },
+            Route::Type { kind, auto } => {
+                let ids = self.store.receivers_of_type(kind)?;
+                match (ids.as_slice(), auto) {
+                    ([id], _) => Ok(Target::Existing(id.clone())),
+                    ([], Some(auto)) => Ok(Target::Create {
+                        kind: kind.clone(),
+                        auto: auto.clone(),
+                    }),
+                    ([], None) => Err(RegistryError::invalid(format!(
+                        "no receiver has type {kind}: create one (POST /api/v1/receivers) or let the gateway create receivers on the fly (EPR_AUTO_RECEIVERS=true)"
+                    ))),
+                    (ids, _) => Err(RegistryError::invalid(format!(
+                        "{} receivers have type {kind} ({}): name one with the eprreceiverid extension attribute",
+                        ids.len(),
+                        ids.join(", ")
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+/// Where an ingested event will be written.
+enum Target {
+    /// An existing receiver, whose schema the payload matched.
+    Existing(String),
+    /// The receiver of this type, created if still missing when the write runs.
+    Create { kind: String, auto: AutoReceiver },
+}
