@@ -98,7 +98,8 @@ pub fn is_structured(headers: &HeaderMap) -> bool {
 
 /// A binary-mode request as a structured event (not yet checked): attributes from the
 /// percent-decoded `ce-*` headers, `datacontenttype` from `Content-Type`, the body as `data`
-/// (JSON when the media type is JSON, text for `text/*`, else `data_base64`).
+/// (JSON when the media type is JSON, or absent and the body is JSON; text for `text/*`; else
+/// `data_base64`).
 fn binary(headers: &HeaderMap, media: String, body: &[u8]) -> Result<CloudEvent, BindingError> {
     let mut event = Map::new();
     for (name, value) in headers {
@@ -129,7 +130,9 @@ fn binary(headers: &HeaderMap, media: String, body: &[u8]) -> Result<CloudEvent,
     if body.is_empty() {
         return Ok(event);
     }
-    let is_json = media == "application/json" || media.ends_with("+json");
+    // No Content-Type: JSON if the body parses as JSON (the CloudEvents default), else bytes.
+    let untyped_json = media.is_empty() && serde_json::from_slice::<Value>(body).is_ok();
+    let is_json = untyped_json || media == "application/json" || media.ends_with("+json");
     let data = if is_json {
         let value: Value = serde_json::from_slice(body).map_err(|e| {
             BindingError::Body(format!(

@@ -225,6 +225,9 @@ impl Batch {
 
     /// Writes everything atomically (in memory and the log; durable after the next flush).
     fn apply(self, trees: &Trees) -> Result<(), StoreError> {
+        if self.writes.is_empty() {
+            return Ok(());
+        }
         let mut touched: Vec<TreeId> = Vec::new();
         for (tree, _) in self.writes.keys() {
             if !touched.contains(tree) {
