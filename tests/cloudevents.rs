@@ -23,7 +23,10 @@ const STRUCTURED: (&str, &str) = ("content-type", "application/cloudevents+json"
 fn structured(id: &str, kind: &str, extra: Value) -> String {
     let mut event = json!({"specversion": "1.0", "id": id, "source": "/ci/pipeline", "type": kind,
         "time": "2026-11-23T10:00:00Z", "datacontenttype": "application/json", "data": {"commit": "abc1234"}});
-    event.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+    event
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().cloned().unwrap_or_default());
     event.to_string()
 }
 
@@ -37,23 +40,67 @@ async fn stored_event(gw: &Gateway, id: &str) -> Value {
 async fn structured_mode_stores_the_event_with_its_nvrpp_from_extensions() {
     let gw = Gateway::start().await;
     let receiver = gw.receiver("dev.build.finished").await;
-    let body = structured("b-1", "dev.build.finished", json!({"eprname": "app", "eprversion": "2.0.1",
-        "eprrelease": "r7", "eprplatformid": "linux", "eprpackage": "oci", "eprsuccess": "false"}));
+    let body = structured(
+        "b-1",
+        "dev.build.finished",
+        json!({"eprname": "app", "eprversion": "2.0.1",
+        "eprrelease": "r7", "eprplatformid": "linux", "eprpackage": "oci", "eprsuccess": "false"}),
+    );
     let (status, answer) = send(&gw, "/api/v1/cloudevents", &[STRUCTURED], &body).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let event = stored_event(&gw, answer["data"].as_str().unwrap()).await;
     assert_eq!(event["event_receiver_id"], receiver);
-    let nvrpp: Vec<&Value> = ["name", "version", "release", "platform_id", "package"].iter().map(|k| &event[k]).collect();
-    assert_eq!(nvrpp, [&json!("app"), &json!("2.0.1"), &json!("r7"), &json!("linux"), &json!("oci")]);
+    let nvrpp: Vec<&Value> = ["name", "version", "release", "platform_id", "package"]
+        .iter()
+        .map(|k| &event[k])
+        .collect();
+    assert_eq!(
+        nvrpp,
+        [
+            &json!("app"),
+            &json!("2.0.1"),
+            &json!("r7"),
+            &json!("linux"),
+            &json!("oci")
+        ]
+    );
     assert_eq!(event["success"], false);
     assert_eq!(event["payload"]["id"], "b-1");
     assert_eq!(event["payload"]["data"], json!({"commit": "abc1234"}));
 
     // without extensions: the documented defaults
-    let (_, answer) = send(&gw, "/api/v1/cloudevents", &[STRUCTURED], &structured("b-2", "dev.build.finished", json!({"subject": "app"}))).await;
+    let (_, answer) = send(
+        &gw,
+        "/api/v1/cloudevents",
+        &[STRUCTURED],
+        &structured("b-2", "dev.build.finished", json!({"subject": "app"})),
+    )
+    .await;
     let event = stored_event(&gw, answer["data"].as_str().unwrap()).await;
-    let nvrpp: Vec<&Value> = ["name", "version", "release", "platform_id", "package", "success", "description"].iter().map(|k| &event[k]).collect();
-    assert_eq!(nvrpp, [&json!("app"), &json!("0"), &json!("0"), &json!("/ci/pipeline"), &json!("cloudevents"), &json!(true), &json!("dev.build.finished")]);
+    let nvrpp: Vec<&Value> = [
+        "name",
+        "version",
+        "release",
+        "platform_id",
+        "package",
+        "success",
+        "description",
+    ]
+    .iter()
+    .map(|k| &event[k])
+    .collect();
+    assert_eq!(
+        nvrpp,
+        [
+            &json!("app"),
+            &json!("0"),
+            &json!("0"),
+            &json!("/ci/pipeline"),
+            &json!("cloudevents"),
+            &json!(true),
+            &json!("dev.build.finished")
+        ]
+    );
 }
 
 #[tokio::test]
@@ -76,8 +123,13 @@ async fn binary_mode_reads_percent_encoded_case_insensitive_headers() {
     assert_eq!(event["payload"]["data"], json!({"passed": 12}));
     assert_eq!(event["name"], "app");
 
-    let headers = [("ce-specversion", "1.0"), ("ce-id", "t-2"), ("ce-source", "/ci"), ("ce-type", "dev.test.finished"),
-        ("content-type", "application/octet-stream")];
+    let headers = [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "t-2"),
+        ("ce-source", "/ci"),
+        ("ce-type", "dev.test.finished"),
+        ("content-type", "application/octet-stream"),
+    ];
     let (status, answer) = send(&gw, "/api/v1/cloudevents", &headers, "raw\u{0}bytes").await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let event = stored_event(&gw, answer["data"].as_str().unwrap()).await;
@@ -90,8 +142,16 @@ async fn every_required_attribute_failure_is_a_400_naming_it_and_stores_nothing(
     gw.receiver("dev.x").await;
     let before = gw.last_sequence().await;
     let valid = json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "dev.x"});
-    let with = |k: &str, v: Value| { let mut e = valid.clone(); e[k] = v; e.to_string() };
-    let without = |k: &str| { let mut e = valid.clone(); e.as_object_mut().unwrap().remove(k); e.to_string() };
+    let with = |k: &str, v: Value| {
+        let mut e = valid.clone();
+        e[k] = v;
+        e.to_string()
+    };
+    let without = |k: &str| {
+        let mut e = valid.clone();
+        e.as_object_mut().unwrap().remove(k);
+        e.to_string()
+    };
     let cases = [
         (without("specversion"), "specversion"),
         (with("specversion", json!("0.3")), "specversion"),
@@ -102,7 +162,15 @@ async fn every_required_attribute_failure_is_a_400_naming_it_and_stores_nothing(
         (without("type"), "type"),
         (with("type", json!(7)), "type"),
         (with("time", json!("yesterday")), "time"),
-        ({ let mut e = valid.clone(); e["data"] = json!(1); e["data_base64"] = json!("AQ=="); e.to_string() }, "data_base64"),
+        (
+            {
+                let mut e = valid.clone();
+                e["data"] = json!(1);
+                e["data_base64"] = json!("AQ==");
+                e.to_string()
+            },
+            "data_base64",
+        ),
         (with("Bad-Name", json!("x")), "Bad-Name"),
         (with("nested", json!({"a": 1})), "nested"),
     ];
@@ -110,15 +178,38 @@ async fn every_required_attribute_failure_is_a_400_naming_it_and_stores_nothing(
         let (status, answer) = send(&gw, "/api/v1/cloudevents", &[STRUCTURED], &body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         let message = error_of(&answer);
-        assert!(message.starts_with(&format!("invalid input: invalid CloudEvent: attribute {attribute}: ")), "{body}: {message}");
+        assert!(
+            message.starts_with(&format!(
+                "invalid input: invalid CloudEvent: attribute {attribute}: "
+            )),
+            "{body}: {message}"
+        );
     }
     // binary mode without ce-specversion
-    let (status, answer) = send(&gw, "/api/v1/cloudevents", &[("ce-id", "1"), ("ce-source", "/s"), ("ce-type", "dev.x"), ("content-type", "application/json")], "{}").await;
+    let (status, answer) = send(
+        &gw,
+        "/api/v1/cloudevents",
+        &[
+            ("ce-id", "1"),
+            ("ce-source", "/s"),
+            ("ce-type", "dev.x"),
+            ("content-type", "application/json"),
+        ],
+        "{}",
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(error_of(&answer).contains("attribute specversion: is required"), "{answer}");
+    assert!(
+        error_of(&answer).contains("attribute specversion: is required"),
+        "{answer}"
+    );
     // unsupported formats
-    for media in ["application/cloudevents+avro", "application/cloudevents-batch+protobuf"] {
-        let (status, answer) = send(&gw, "/api/v1/cloudevents", &[("content-type", media)], "{}").await;
+    for media in [
+        "application/cloudevents+avro",
+        "application/cloudevents-batch+protobuf",
+    ] {
+        let (status, answer) =
+            send(&gw, "/api/v1/cloudevents", &[("content-type", media)], "{}").await;
         assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{media}");
         assert!(error_of(&answer).contains(media), "{answer}");
     }
@@ -143,11 +234,22 @@ async fn the_same_source_and_id_is_stored_once() {
     assert_eq!(events["data"].as_array().unwrap().len(), 2);
     assert_eq!(gw.last_sequence().await, 3, "receiver + two events");
     // duplicates answered together (one writer batch holding no write) leave the store working
-    let again = futures::future::join_all((0..8).map(|_| send(&gw, "/api/v1/cloudevents", &[STRUCTURED], &body))).await;
-    assert!(again.iter().all(|(s, b)| *s == StatusCode::OK && b["data"] == a["data"]));
+    let again = futures::future::join_all(
+        (0..8).map(|_| send(&gw, "/api/v1/cloudevents", &[STRUCTURED], &body)),
+    )
+    .await;
+    assert!(again
+        .iter()
+        .all(|(s, b)| *s == StatusCode::OK && b["data"] == a["data"]));
     let (status, _) = gw.get("/healthz/readiness").await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = send(&gw, "/api/v1/cloudevents", &[STRUCTURED], &structured("dup-2", "dev.x", json!({}))).await;
+    let (status, _) = send(
+        &gw,
+        "/api/v1/cloudevents",
+        &[STRUCTURED],
+        &structured("dup-2", "dev.x", json!({})),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
 }
 
@@ -157,7 +259,10 @@ async fn a_batch_is_answered_item_by_item_and_rejected_items_leave_no_trace() {
     gw.receiver("dev.x").await;
     let batch = ("content-type", "application/cloudevents-batch+json");
     let (status, answer) = send(&gw, "/api/v1/cloudevents", &[batch], "[]").await;
-    assert_eq!((status, answer["data"].clone()), (StatusCode::OK, json!([])));
+    assert_eq!(
+        (status, answer["data"].clone()),
+        (StatusCode::OK, json!([]))
+    );
     let items = json!([
         {"specversion": "1.0", "id": "1", "source": "/s", "type": "dev.x"},
         {"specversion": "1.0", "id": "", "source": "/s", "type": "dev.x"},
@@ -168,61 +273,148 @@ async fn a_batch_is_answered_item_by_item_and_rejected_items_leave_no_trace() {
     let (status, answer) = send(&gw, "/api/v1/cloudevents", &[batch], &items.to_string()).await;
     assert_eq!(status, StatusCode::OK);
     let results = answer["data"].as_array().unwrap();
-    let statuses: Vec<u64> = results.iter().map(|r| r["status"].as_u64().unwrap()).collect();
+    let statuses: Vec<u64> = results
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
     assert_eq!(statuses, [201, 400, 400, 200, 400]);
-    assert_eq!(results[0]["id"], results[3]["id"], "a duplicate within the batch is the same event");
-    assert!(results[1]["error"].as_str().unwrap().contains("attribute id"));
-    assert!(results[2]["error"].as_str().unwrap().contains("no receiver has type dev.unknown"));
+    assert_eq!(
+        results[0]["id"], results[3]["id"],
+        "a duplicate within the batch is the same event"
+    );
+    assert!(results[1]["error"]
+        .as_str()
+        .unwrap()
+        .contains("attribute id"));
+    assert!(results[2]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no receiver has type dev.unknown"));
     let log = gw.log().await;
-    assert_eq!(log.len(), 2, "receiver created + the one stored event: {log:?}");
+    assert_eq!(
+        log.len(),
+        2,
+        "receiver created + the one stored event: {log:?}"
+    );
 }
 
 #[tokio::test]
 async fn routing_by_type_by_explicit_receiver_and_on_the_fly() {
     let gw = Gateway::start().await;
     let a1 = gw.receiver("dev.shared").await;
-    let a2 = gw.create("/api/v1/receivers", &support::receiver_body("dev.shared", json!({"type": "object"}))).await;
-    let (status, answer) = send(&gw, "/api/v1/cloudevents", &[STRUCTURED], &structured("1", "dev.shared", json!({}))).await;
+    let a2 = gw
+        .create(
+            "/api/v1/receivers",
+            &support::receiver_body("dev.shared", json!({"type": "object"})),
+        )
+        .await;
+    let (status, answer) = send(
+        &gw,
+        "/api/v1/cloudevents",
+        &[STRUCTURED],
+        &structured("1", "dev.shared", json!({})),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let message = error_of(&answer);
-    assert!(message.contains("2 receivers have type dev.shared") && message.contains(&a1) && message.contains(&a2), "{message}");
-    let (status, answer) = send(&gw, "/api/v1/cloudevents", &[STRUCTURED], &structured("1", "dev.shared", json!({"eprreceiverid": a2}))).await;
+    assert!(
+        message.contains("2 receivers have type dev.shared")
+            && message.contains(&a1)
+            && message.contains(&a2),
+        "{message}"
+    );
+    let (status, answer) = send(
+        &gw,
+        "/api/v1/cloudevents",
+        &[STRUCTURED],
+        &structured("1", "dev.shared", json!({"eprreceiverid": a2})),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
-    assert_eq!(stored_event(&gw, answer["data"].as_str().unwrap()).await["event_receiver_id"], a2);
+    assert_eq!(
+        stored_event(&gw, answer["data"].as_str().unwrap()).await["event_receiver_id"],
+        a2
+    );
 
     // the receiver's schema applies
-    let strict = gw.create("/api/v1/receivers", &support::receiver_body("dev.strict", json!({"required": ["data"]}))).await;
-    let no_data = json!({"specversion": "1.0", "id": "n", "source": "/s", "type": "dev.strict"}).to_string();
+    let strict = gw
+        .create(
+            "/api/v1/receivers",
+            &support::receiver_body("dev.strict", json!({"required": ["data"]})),
+        )
+        .await;
+    let no_data =
+        json!({"specversion": "1.0", "id": "n", "source": "/s", "type": "dev.strict"}).to_string();
     let (status, answer) = send(&gw, "/api/v1/cloudevents", &[STRUCTURED], &no_data).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(error_of(&answer).contains("did not match event receiver schema"), "{answer} for {strict}");
+    assert!(
+        error_of(&answer).contains("did not match event receiver schema"),
+        "{answer} for {strict}"
+    );
 
-    let (status, answer) = send(&gw, "/api/v1/cloudevents", &[STRUCTURED], &structured("new-1", "dev.new", json!({}))).await;
+    let (status, answer) = send(
+        &gw,
+        "/api/v1/cloudevents",
+        &[STRUCTURED],
+        &structured("new-1", "dev.new", json!({})),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(error_of(&answer).contains("no receiver has type dev.new"));
 
     let auto = Gateway::start_with(&[("EPR_AUTO_RECEIVERS", "true")]).await;
-    let (status, answer) = send(&auto, "/api/v1/cloudevents", &[STRUCTURED], &structured("1", "dev.new", json!({}))).await;
+    let (status, answer) = send(
+        &auto,
+        "/api/v1/cloudevents",
+        &[STRUCTURED],
+        &structured("1", "dev.new", json!({})),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let (_, receivers) = auto.get("/api/v1/receivers?type=dev.new").await;
     assert_eq!(receivers["data"].as_array().unwrap().len(), 1);
-    send(&auto, "/api/v1/cloudevents", &[STRUCTURED], &structured("2", "dev.new", json!({}))).await;
+    send(
+        &auto,
+        "/api/v1/cloudevents",
+        &[STRUCTURED],
+        &structured("2", "dev.new", json!({})),
+    )
+    .await;
     let (_, receivers) = auto.get("/api/v1/receivers?type=dev.new").await;
-    assert_eq!(receivers["data"].as_array().unwrap().len(), 1, "created once");
+    assert_eq!(
+        receivers["data"].as_array().unwrap().len(),
+        1,
+        "created once"
+    );
 }
 
 #[tokio::test]
 async fn the_webhook_handshake_is_answered_on_every_ingest_url() {
     let gw = Gateway::start().await;
-    for path in ["/api/v1/cloudevents", "/api/v1/events", "/webhook/000-cdevents"] {
-        let response = gw.http.request(Method::OPTIONS, gw.url(path))
+    for path in [
+        "/api/v1/cloudevents",
+        "/api/v1/events",
+        "/webhook/000-cdevents",
+    ] {
+        let response = gw
+            .http
+            .request(Method::OPTIONS, gw.url(path))
             .header("WebHook-Request-Origin", "eventemitter.example.com")
             .header("WebHook-Request-Rate", "120")
-            .send().await.unwrap();
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
-        assert_eq!(response.headers()["webhook-allowed-origin"], "eventemitter.example.com", "{path}");
+        assert_eq!(
+            response.headers()["webhook-allowed-origin"],
+            "eventemitter.example.com",
+            "{path}"
+        );
         assert_eq!(response.headers()["webhook-allowed-rate"], "*");
-        assert!(response.headers()["allow"].to_str().unwrap().contains("POST"));
+        assert!(response.headers()["allow"]
+            .to_str()
+            .unwrap()
+            .contains("POST"));
     }
 }
 
@@ -233,7 +425,13 @@ async fn the_ingest_token_guards_cloudevents() {
     let body = structured("1", "dev.x", json!({}));
     let (status, _) = send(&gw, "/api/v1/cloudevents", &[STRUCTURED], &body).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = send(&gw, "/api/v1/cloudevents", &[STRUCTURED, ("authorization", "Bearer in-secret")], &body).await;
+    let (status, _) = send(
+        &gw,
+        "/api/v1/cloudevents",
+        &[STRUCTURED, ("authorization", "Bearer in-secret")],
+        &body,
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
 }
 
@@ -242,12 +440,22 @@ async fn the_cloudevents_python_sdk_posts_structured_and_binary_events() {
     let gw = Gateway::start().await;
     gw.receiver("dev.sdk.python").await;
     let python = std::env::var("EPR_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/python/cloudevents_sdk.py");
-    let output = tokio::process::Command::new(&python).arg(script).arg(&gw.base).output().await
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/python/cloudevents_sdk.py"
+    );
+    let output = tokio::process::Command::new(&python)
+        .arg(script)
+        .arg(&gw.base)
+        .output()
+        .await
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{python} {script} failed (tests/run installs the cloudevents package):\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{python} {script} failed (tests/run installs the cloudevents package):\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let ids: Vec<&str> = stdout.lines().collect();
     assert_eq!(ids.len(), 2, "{stdout}");
     for (id, mode) in ids.iter().zip(["structured", "binary"]) {

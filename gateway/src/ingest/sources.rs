@@ -67,8 +67,8 @@ pub struct WebhookSource {
     /// header without its non-alphanumeric characters (`X-GitHub-Delivery` → `xgithubdelivery`).
     #[serde(default)]
     pub keep_headers: Vec<String>,
-    /// Where it is defined.
-    #[serde(skip_deserializing)]
+    /// Where it is defined (known from where it was loaded; never stored).
+    #[serde(skip)]
     pub origin: Origin,
 }
 
