@@ -159,13 +159,10 @@ async fn post_webhook(
         }
         Accept::Cdevents => {
             let (envelope, json) = cdevent_body(&headers, &body)?;
-            let cdevent = CdEvent::parse(json)?;
-            let mut event = cdevent.as_cloudevent(envelope);
-            event.extend(kept);
-            let payload = serde_json::value::to_raw_value(&event).map_err(ApiError::invalid)?;
-            Ok(stored(
-                state.registry.ingest(cdevent.to_ingested(payload)).await?,
-            ))
+            let item = CdEvent::parse(json)?
+                .into_ingested(envelope, kept)
+                .map_err(ApiError::invalid)?;
+            Ok(stored(state.registry.ingest(item).await?))
         }
     }
 }

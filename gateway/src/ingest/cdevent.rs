@@ -32,6 +32,9 @@ pub struct CdEvent {
     pub timestamp: String,
     /// `subject.id`.
     pub subject_id: String,
+    /// From `subject.content.outcome` where the type has one (`success` or `pass` is a
+    /// success; `failure`, `error`, `fail`, `cancel`... are not), else true.
+    pub success: bool,
 }
 
 fn text<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -90,6 +93,8 @@ impl CdEvent {
                 .unwrap_or_default()
                 .to_owned(),
             subject_id: text(&json, "/subject/id").unwrap_or_default().to_owned(),
+            success: text(&json, "/subject/content/outcome")
+                .is_none_or(|outcome| matches!(outcome, "success" | "pass")),
             kind,
             spec_version,
             json,
@@ -107,42 +112,17 @@ impl CdEvent {
         (subject, predicate, version)
     }
 
-    /// `success`: from `subject.content.outcome` where the type has one (`success` or `pass`
-    /// is a success; `failure`, `error`, `fail`, `cancel`... are not), else true.
-    pub fn success(&self) -> bool {
-        match text(&self.json, "/subject/content/outcome") {
-            Some(outcome) => matches!(outcome, "success" | "pass"),
-            None => true,
-        }
-    }
-
-    /// The registry event for this CDEvent; `payload` is what to store.
-    pub fn to_ingested(&self, payload: Box<serde_json::value::RawValue>) -> Ingested {
+    /// The registry event for this CDEvent. Its payload is the CDEvent wrapped in a structured
+    /// CloudEvent: `base` holds the attributes it arrived with, if it arrived as a CloudEvent;
+    /// `extra` attributes are added.
+    pub fn into_ingested(
+        self,
+        base: Option<Map<String, Value>>,
+        extra: Map<String, Value>,
+    ) -> Result<Ingested, serde_json::Error> {
         let (subject, predicate, version) = self.type_parts();
-        Ingested {
-            route: Route::Type {
-                kind: self.kind.clone(),
-                auto: Some(AutoReceiver {
-                    name: self.kind.clone(),
-                    version: version.to_owned(),
-                    description: format!("CDEvents {subject} {predicate}, created on first sight"),
-                }),
-            },
-            origin: (self.source.clone(), self.id.clone()),
-            name: self.subject_id.clone(),
-            version: version.to_owned(),
-            release: self.spec_version.clone(),
-            platform_id: self.source.clone(),
-            package: subject.to_owned(),
-            description: self.kind.clone(),
-            success: self.success(),
-            payload,
-        }
-    }
-
-    /// The CDEvent wrapped in a structured CloudEvent (`base`: the attributes it arrived with,
-    /// if it arrived as a CloudEvent).
-    pub fn as_cloudevent(&self, base: Option<Map<String, Value>>) -> Map<String, Value> {
+        let (subject, predicate, version) =
+            (subject.to_owned(), predicate.to_owned(), version.to_owned());
         let mut event = base.unwrap_or_else(|| {
             let mut event = Map::new();
             event.insert("specversion".into(), "1.0".into());
@@ -156,8 +136,27 @@ impl CdEvent {
         });
         event.remove("data_base64");
         event.insert("datacontenttype".into(), "application/json".into());
-        event.insert("data".into(), self.json.clone());
-        event
+        event.insert("data".into(), self.json);
+        event.extend(extra);
+        Ok(Ingested {
+            payload: serde_json::value::to_raw_value(&event)?,
+            route: Route::Type {
+                kind: self.kind.clone(),
+                auto: Some(AutoReceiver {
+                    name: self.kind.clone(),
+                    version: version.clone(),
+                    description: format!("CDEvents {subject} {predicate}, created on first sight"),
+                }),
+            },
+            origin: (self.source.clone(), self.id),
+            name: self.subject_id,
+            version,
+            release: self.spec_version,
+            platform_id: self.source,
+            package: subject,
+            description: self.kind,
+            success: self.success,
+        })
     }
 }
 
@@ -215,7 +214,7 @@ mod tests {
             "success",
         ))
         .unwrap();
-        assert!(ok.success());
+        assert!(ok.success);
         assert_eq!(ok.type_parts(), ("pipelinerun", "finished", "0.3.0"));
     }
 
@@ -235,7 +234,7 @@ mod tests {
         let b = CdEvent::parse(v04("failure")).unwrap();
         assert_eq!(a.id, b.id);
         assert_eq!(a.id.len(), 32);
-        assert!(!a.success());
+        assert!(!a.success);
         let c = CdEvent::parse(v04("success")).unwrap();
         assert_ne!(a.id, c.id);
     }

@@ -63,12 +63,12 @@ const ANY_SCHEMA: &str = "{}";
 
 impl Registry {
     /// Stores an ingested event (validated against its receiver's schema), or finds the one
-    /// already stored for its origin; `created` says which.
+    /// already stored for its origin; `created` says which. A duplicate is validated like a
+    /// new event (it is recognised only when the writer runs it).
     pub async fn ingest(&self, item: Ingested) -> Result<Committed, RegistryError> {
+        // Duplicates are found by the writer: no storage read on the request path, because
+        // reads wait while the writer applies a batch.
         let (source, origin_id) = item.origin;
-        if let Some(id) = self.store.deduplicated(&source, &origin_id)? {
-            return Ok(Committed { id, created: false });
-        }
         let target = self.resolve(&item.route)?;
         if let Target::Existing(receiver_id) = &target {
             self.validate_payload(receiver_id, &item.payload)?;
@@ -113,14 +113,16 @@ impl Registry {
 
     fn resolve(&self, route: &Route) -> Result<Target, RegistryError> {
         match route {
-            Route::Receiver(id) => match self.store.receiver(id)? {
-                Some(_) => Ok(Target::Existing(id.clone())),
-                None => Err(RegistryError::invalid(format!(
-                    "receiver {id} named by the event does not exist"
-                ))),
-            },
+            Route::Receiver(id) => {
+                match self.schemas.get(id).is_some() || self.store.receiver(id)?.is_some() {
+                    true => Ok(Target::Existing(id.clone())),
+                    false => Err(RegistryError::invalid(format!(
+                        "receiver {id} named by the event does not exist"
+                    ))),
+                }
+            }
             Route::Type { kind, auto } => {
-                let ids = self.store.receivers_of_type(kind)?;
+                let ids = self.receivers_of_type(kind)?;
                 match (ids.as_slice(), auto) {
                     ([id], _) => Ok(Target::Existing(id.clone())),
                     ([], Some(auto)) => Ok(Target::Create {

@@ -10,12 +10,13 @@ pub mod model;
 pub mod port;
 pub mod query;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::schema::{violations, SchemaCache, SchemaError};
+use crate::schema::{SchemaCache, SchemaError};
 use error::{ObjectKind, RegistryError};
 use input::{BlankCheck, NewEvent, NewGroup, NewReceiver};
 use message::Message;
@@ -34,6 +35,9 @@ pub const METRIC_GROUPS_COMPLETED: &str = "epr_groups_completed_total";
 pub struct Registry {
     store: Arc<dyn Store>,
     schemas: SchemaCache,
+    /// Receiver ids by type, so that routing by type reads no storage on the request path
+    /// (receivers are never changed or deleted; a type missing here is looked up in the store).
+    types: RwLock<HashMap<String, Vec<String>>>,
 }
 
 impl Registry {
@@ -42,6 +46,7 @@ impl Registry {
         let registry = Registry {
             store,
             schemas: SchemaCache::default(),
+            types: RwLock::new(HashMap::new()),
         };
         let mut page = Page {
             limit: query::MAX_LIMIT,
@@ -49,7 +54,8 @@ impl Registry {
         };
         loop {
             let found = registry.find_receivers(&DefinitionFilter::default(), &page)?;
-            for receiver in &found.items {
+            for receiver in found.items.iter().rev() {
+                registry.remember_type(&receiver.kind, &receiver.id);
                 if let Ok(schema) = serde_json::from_str::<Value>(receiver.schema.get()) {
                     registry.schemas.hold_document(&schema);
                 }
@@ -57,6 +63,36 @@ impl Registry {
             match found.next {
                 Some(next) => page.after = Some(next),
                 None => return Ok(registry),
+            }
+        }
+    }
+
+    /// Notes that receiver `id` has type `kind`.
+    fn remember_type(&self, kind: &str, id: &str) {
+        let mut types = self.types.write().unwrap_or_else(|e| e.into_inner());
+        let ids = types.entry(kind.to_owned()).or_default();
+        if !ids.iter().any(|known| known == id) {
+            ids.push(id.to_owned());
+        }
+    }
+
+    /// Ids of the receivers of type `kind`, oldest first.
+    fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, RegistryError> {
+        let cached = self
+            .types
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(kind)
+            .cloned();
+        match cached {
+            Some(ids) if !ids.is_empty() => Ok(ids),
+            // unknown here: perhaps created on the fly by ingestion since
+            _ => {
+                let ids = self.store.receivers_of_type(kind)?;
+                for id in &ids {
+                    self.remember_type(kind, id);
+                }
+                Ok(ids)
             }
         }
     }
@@ -75,6 +111,7 @@ impl Registry {
         let description = check.take(&mut input.description, "description");
         check.finish()?;
         let (schema_text, schema) = schema_document(input.schema)?;
+        let kind_of_new = kind.clone();
         let validator = self.schemas.compile(&schema).map_err(|e| match e {
             SchemaError::UnresolvableRef(_) => RegistryError::invalid(e.to_string()),
             SchemaError::Invalid(msg) => {
@@ -95,6 +132,7 @@ impl Registry {
             }))
             .await?
             .id;
+        self.remember_type(&kind_of_new, &id);
         self.schemas.insert(&id, validator, &schema);
         Ok(id)
     }
@@ -155,8 +193,9 @@ impl Registry {
                 validator
             }
         };
-        let instance: Value = serde_json::from_str(payload.get()).map_err(internal_json)?;
-        let problems = violations(&validator, &instance);
+        let problems = validator
+            .violations_of_text(payload)
+            .map_err(internal_json)?;
         if problems.is_empty() {
             return Ok(());
         }

@@ -101,8 +101,6 @@ pub trait Store: Send + Sync {
         -> Result<Vec<Group>, StoreError>;
     /// Ids of the receivers whose type is `kind`, oldest first.
     fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError>;
-    /// The event already stored for the ingested event (`source`, `id`), if any.
-    fn deduplicated(&self, source: &str, id: &str) -> Result<Option<String>, StoreError>;
     /// Every setting whose key starts with `prefix`, in key order.
     fn settings(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
     /// Runs `work` atomically; resolves once its writes are durable.

@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use jsonschema::error::ValidationErrorKind;
 use jsonschema::{ReferencingError, Retrieve, Uri, Validator};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use thiserror::Error;
 
@@ -46,21 +47,57 @@ impl Retrieve for KnownDocuments {
     }
 }
 
+/// A receiver's compiled schema.
+pub struct CompiledSchema {
+    validator: Validator,
+    /// `{}` or `true`: every payload matches, none needs parsing.
+    accepts_everything: bool,
+}
+
+impl CompiledSchema {
+    /// Every way `instance` violates the schema, one `<JSON pointer>: <what is wrong>` line each.
+    pub fn violations(&self, instance: &Value) -> Vec<String> {
+        self.validator
+            .iter_errors(instance)
+            .map(|e| {
+                let pointer = e.instance_path().as_str();
+                let pointer = if pointer.is_empty() { "/" } else { pointer };
+                format!("{pointer}: {e}")
+            })
+            .collect()
+    }
+
+    /// The violations of a payload kept as JSON text (parsed only when the schema constrains it).
+    pub fn violations_of_text(&self, payload: &RawValue) -> Result<Vec<String>, serde_json::Error> {
+        if self.accepts_everything {
+            return Ok(Vec::new());
+        }
+        Ok(self.violations(&serde_json::from_str(payload.get())?))
+    }
+}
+
 /// Compiled validators, one per receiver, compiled once and kept for the life of the process.
 #[derive(Default)]
 pub struct SchemaCache {
-    validators: RwLock<HashMap<String, Arc<Validator>>>,
+    validators: RwLock<HashMap<String, Arc<CompiledSchema>>>,
     documents: KnownDocuments,
 }
 
 impl SchemaCache {
     /// Compiles `schema`, refusing invalid schemas and unresolvable `$ref`s.
-    pub fn compile(&self, schema: &Value) -> Result<Arc<Validator>, SchemaError> {
+    pub fn compile(&self, schema: &Value) -> Result<Arc<CompiledSchema>, SchemaError> {
+        let accepts_everything =
+            matches!(schema, Value::Bool(true)) || schema.as_object().is_some_and(|o| o.is_empty());
         jsonschema::options()
             .should_validate_formats(true)
             .with_retriever(self.documents.clone())
             .build(schema)
-            .map(Arc::new)
+            .map(|validator| {
+                Arc::new(CompiledSchema {
+                    validator,
+                    accepts_everything,
+                })
+            })
             .map_err(|e| match e.kind() {
                 ValidationErrorKind::Referencing(ReferencingError::Unretrievable {
                     uri, ..
@@ -70,7 +107,7 @@ impl SchemaCache {
     }
 
     /// Keeps `validator` for `receiver_id`, and `schema` as a `$ref` target if it has an `$id`.
-    pub fn insert(&self, receiver_id: &str, validator: Arc<Validator>, schema: &Value) {
+    pub fn insert(&self, receiver_id: &str, validator: Arc<CompiledSchema>, schema: &Value) {
         self.hold_document(schema);
         let mut validators = self.validators.write().unwrap_or_else(|e| e.into_inner());
         validators.insert(receiver_id.to_owned(), validator);
@@ -85,22 +122,10 @@ impl SchemaCache {
     }
 
     /// The validator kept for `receiver_id`.
-    pub fn get(&self, receiver_id: &str) -> Option<Arc<Validator>> {
+    pub fn get(&self, receiver_id: &str) -> Option<Arc<CompiledSchema>> {
         let validators = self.validators.read().unwrap_or_else(|e| e.into_inner());
         validators.get(receiver_id).cloned()
     }
-}
-
-/// Every way `instance` violates the schema, one `<JSON pointer>: <what is wrong>` line each.
-pub fn violations(validator: &Validator, instance: &Value) -> Vec<String> {
-    validator
-        .iter_errors(instance)
-        .map(|e| {
-            let pointer = e.instance_path().as_str();
-            let pointer = if pointer.is_empty() { "/" } else { pointer };
-            format!("{pointer}: {e}")
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -114,7 +139,7 @@ mod tests {
         let v = cache
             .compile(&json!({"type":"object","properties":{"a":{"type":"integer"},"b":{"format":"email","type":"string"}},"required":["c"]}))
             .unwrap();
-        let mut found = violations(&v, &json!({"a":"x","b":"not-an-email"}));
+        let mut found = v.violations(&json!({"a":"x","b":"not-an-email"}));
         found.sort();
         assert_eq!(found.len(), 3, "{found:?}");
         assert!(found[0].starts_with("/: "), "{found:?}");
@@ -135,7 +160,7 @@ mod tests {
             let v = cache
                 .compile(&json!({"$schema": draft, "type": "string"}))
                 .unwrap_or_else(|e| panic!("{draft}: {e}"));
-            assert!(!violations(&v, &json!(1)).is_empty());
+            assert!(!v.violations(&json!(1)).is_empty());
         }
     }
 
@@ -153,8 +178,8 @@ mod tests {
         let v = cache.compile(&held).unwrap();
         cache.insert("r1", v, &held);
         let v = cache.compile(&remote).unwrap();
-        assert!(violations(&v, &json!(1)).is_empty());
-        assert!(!violations(&v, &json!("x")).is_empty());
+        assert!(v.violations(&json!(1)).is_empty());
+        assert!(!v.violations(&json!("x")).is_empty());
     }
 
     #[test]

@@ -226,15 +226,6 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn deduplicated(&self, source: &str, id: &str) -> Result<Option<String>, StoreError> {
-        let value = self
-            .trees
-            .tree(TreeId::Dedup)
-            .get(keys::prefix(&[source, id]))
-            .map_err(sled_error)?;
-        Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
-    }
-
     fn settings(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
         self.trees
             .tree(TreeId::Settings)

@@ -53,7 +53,8 @@ pub(crate) fn spawn(
     durable: watch::Sender<u64>,
 ) -> std::io::Result<mpsc::Sender<Request>> {
     let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
-    // Two batches may wait for the disk; beyond that the writer waits too (back-pressure).
+    // Two batches may wait for the disk; beyond that the writer waits too (back-pressure), and
+    // requests gather into a larger next batch.
     let (jobs_tx, jobs_rx) = std_mpsc::sync_channel(2);
     let flusher_trees = trees.clone();
     std::thread::Builder::new()

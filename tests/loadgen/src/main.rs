@@ -19,7 +19,7 @@ use workload::{Request, Target};
 ///
 /// Example (builds nothing; start from a release build of the gateway):
 ///   cargo build --release -p epr-gateway
-///   cargo run --release -p epr-loadgen -- --spawn target/release/epr-gateway -c 1 -c 64
+///   cargo run --release -p epr-loadgen -- --spawn target/release/epr-gateway -c 1 -c 64 --cdevents
 #[derive(Parser)]
 #[command(name = "epr-loadgen", version, about, verbatim_doc_comment)]
 struct Args {
@@ -53,6 +53,11 @@ struct Args {
     #[arg(long, env = "EPR_ADMIN_TOKEN", hide_env_values = true)]
     token: Option<String>,
 
+    /// Also post CDEvents to /webhook/000-cdevents after each EPR-event phase, and print the
+    /// ratio of the two rates.
+    #[arg(long)]
+    cdevents: bool,
+
     /// Skip the baseline phases.
     #[arg(long)]
     no_baseline: bool,
@@ -81,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot reach the gateway at {url}"))?;
     let receiver_id = target.create_receiver().await?;
     let event = Request::event(&receiver_id, args.payload_bytes);
+    let cdevent = Request::cdevent(args.payload_bytes);
     println!(
         "epr-loadgen: {url}, {} s per phase, payload {} bytes",
         args.duration, args.payload_bytes
@@ -100,6 +106,17 @@ async fn main() -> anyhow::Result<()> {
         let result = target.run(&event, concurrency, duration).await?;
         events_posted += result.ok;
         report::print(Phase::Events, concurrency, &result, baseline.as_ref());
+        if args.cdevents {
+            let cdevents = target.run(&cdevent, concurrency, duration).await?;
+            events_posted += cdevents.ok;
+            report::print(Phase::CdEvents, concurrency, &cdevents, baseline.as_ref());
+            println!(
+                "{:<28} {:>5} CDEvent rate / EPR-event rate = {:.2}",
+                "",
+                concurrency,
+                cdevents.rate() / result.rate()
+            );
+        }
     }
     if let Some(dir) = data_dir {
         report::print_disk(&dir, events_posted)?;

@@ -11,6 +11,8 @@ pub enum Phase {
     Baseline,
     /// `POST /api/v1/events`, each durable before its answer.
     Events,
+    /// `POST /webhook/000-cdevents`, each durable before its answer.
+    CdEvents,
 }
 
 /// Prints the column titles.
@@ -26,8 +28,9 @@ pub fn print(phase: Phase, concurrency: usize, r: &RunResult, baseline: Option<&
     let name = match phase {
         Phase::Baseline => "baseline GET /healthz/liveness",
         Phase::Events => "POST /api/v1/events (durable)",
+        Phase::CdEvents => "POST /webhook CDEvent (durable)",
     };
-    let rate = |r: &RunResult| r.ok as f64 / r.elapsed.as_secs_f64();
+    let rate = RunResult::rate;
     let ms = |q: f64| r.latency_us.value_at_quantile(q) as f64 / 1000.0;
     let ratio = baseline.map_or_else(|| "-".to_owned(), |b| format!("{:.2}", rate(r) / rate(b)));
     println!(

@@ -1,5 +1,6 @@
 //! The requests sent and the workers that send them.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,11 +17,17 @@ use tokio::net::TcpStream;
 /// Properties of the receiver's schema (and of every payload).
 const PROPERTIES: usize = 10;
 
+/// Where the request number goes in a numbered body.
+const NUMBER: &str = "{{n}}";
+
 /// One kind of request, sent over and over.
+#[derive(Clone)]
 pub struct Request {
     method: Method,
     path: String,
+    /// The body; a numbered body holds `{{n}}` where each request puts its own number.
     body: Bytes,
+    numbered: bool,
 }
 
 impl Request {
@@ -30,15 +37,39 @@ impl Request {
             method: Method::GET,
             path: "/healthz/liveness".into(),
             body: Bytes::new(),
+            numbered: false,
         }
+    }
+
+    /// A CDEvent (`build.finished`, spec 0.5) to the built-in webhook source, with a unique id
+    /// per request and about `payload_bytes` of `customData`.
+    pub fn cdevent(payload_bytes: usize) -> Self {
+        let body = json!({
+            "context": {"specversion": "0.5.0", "id": NUMBER, "source": "/loadgen",
+                "type": "dev.cdevents.build.finished.0.3.0", "timestamp": "2026-11-23T10:00:00Z"},
+            "subject": {"id": "loadgen-build", "source": "/loadgen", "content": {"artifactId": "pkg:oci/loadgen@1"}},
+            "customData": padding(payload_bytes),
+        });
+        Request {
+            method: Method::POST,
+            path: "/webhook/000-cdevents".into(),
+            body: Bytes::from(body.to_string()),
+            numbered: true,
+        }
+    }
+
+    /// The body of request number `n` of run `run`.
+    fn body(&self, run: u128, n: u64) -> Bytes {
+        if !self.numbered {
+            return self.body.clone();
+        }
+        let text = std::str::from_utf8(&self.body).unwrap_or_default();
+        Bytes::from(text.replacen(NUMBER, &format!("{run}-{n}"), 1))
     }
 
     /// An EPR event for `receiver_id` whose payload is about `payload_bytes` long.
     pub fn event(receiver_id: &str, payload_bytes: usize) -> Self {
-        let value_len = (payload_bytes / PROPERTIES).saturating_sub(8).max(1);
-        let payload: serde_json::Map<String, Value> = (0..PROPERTIES)
-            .map(|i| (format!("p{i}"), Value::String("x".repeat(value_len))))
-            .collect();
+        let payload = padding(payload_bytes);
         let body = json!({
             "name": "loadgen-unit", "version": "1.0.0", "release": "2026.11",
             "platform_id": "x86_64-linux", "package": "oci",
@@ -49,13 +80,23 @@ impl Request {
             method: Method::POST,
             path: "/api/v1/events".into(),
             body: Bytes::from(body.to_string()),
+            numbered: false,
         }
     }
 }
 
+/// A JSON object of 10 string properties `p0`..`p9`, about `bytes` long in all.
+fn padding(bytes: usize) -> Value {
+    let value_len = (bytes / PROPERTIES).saturating_sub(8).max(1);
+    let properties: serde_json::Map<String, Value> = (0..PROPERTIES)
+        .map(|i| (format!("p{i}"), Value::String("x".repeat(value_len))))
+        .collect();
+    Value::Object(properties)
+}
+
 /// What one phase measured.
 pub struct RunResult {
-    /// Requests answered 200.
+    /// Requests answered 2xx.
     pub ok: u64,
     /// Requests answered otherwise.
     pub failed: u64,
@@ -65,11 +106,22 @@ pub struct RunResult {
     pub latency_us: Histogram<u64>,
 }
 
+impl RunResult {
+    /// Successful requests per second.
+    pub fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
 /// A gateway to send requests to.
 pub struct Target {
     addr: String,
     host: String,
     token: Option<String>,
+    /// Numbers numbered bodies across every phase of this run.
+    counter: Arc<AtomicU64>,
+    /// Makes numbered bodies of this run differ from those of earlier runs.
+    run: u128,
 }
 
 impl Target {
@@ -79,10 +131,15 @@ impl Target {
             .strip_prefix("http://")
             .ok_or_else(|| anyhow!("only http:// URLs are supported, got {url}"))?
             .to_owned();
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos();
         let target = Target {
             addr: host.clone(),
             host,
             token,
+            counter: Arc::new(AtomicU64::new(0)),
+            run,
         };
         let mut conn = target.open().await?;
         let (status, _) = target.send(&mut conn, &Request::liveness()).await?;
@@ -113,6 +170,7 @@ impl Target {
             method: Method::POST,
             path: "/api/v1/receivers".into(),
             body: Bytes::from(body.to_string()),
+            numbered: false,
         };
         let mut conn = self.open().await?;
         let (status, body) = self.send(&mut conn, &request).await?;
@@ -141,6 +199,15 @@ impl Target {
         conn: &mut http1::SendRequest<Full<Bytes>>,
         request: &Request,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
+        self.send_numbered(conn, request, 0).await
+    }
+
+    async fn send_numbered(
+        &self,
+        conn: &mut http1::SendRequest<Full<Bytes>>,
+        request: &Request,
+        n: u64,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
         let mut builder = hyper::Request::builder()
             .method(request.method.clone())
             .uri(&request.path)
@@ -149,7 +216,7 @@ impl Target {
         if let Some(token) = &self.token {
             builder = builder.header("authorization", format!("Bearer {token}"));
         }
-        let req = builder.body(Full::new(request.body.clone()))?;
+        let req = builder.body(Full::new(request.body(self.run, n)))?;
         conn.ready().await?;
         let response = conn.send_request(req).await?;
         let status = response.status();
@@ -172,12 +239,10 @@ impl Target {
             addr: self.addr.clone(),
             host: self.host.clone(),
             token: self.token.clone(),
+            counter: self.counter.clone(),
+            run: self.run,
         });
-        let request = Arc::new(Request {
-            method: request.method.clone(),
-            path: request.path.clone(),
-            body: request.body.clone(),
-        });
+        let request = Arc::new(request.clone());
         let started = Instant::now();
         let deadline = started + duration;
         let workers: Vec<_> = conns
@@ -189,8 +254,9 @@ impl Target {
                     let (mut ok, mut failed) = (0u64, 0u64);
                     while Instant::now() < deadline {
                         let sent = Instant::now();
-                        let (status, _) = target.send(&mut conn, &request).await?;
-                        if status == StatusCode::OK {
+                        let n = target.counter.fetch_add(1, Ordering::Relaxed);
+                        let (status, _) = target.send_numbered(&mut conn, &request, n).await?;
+                        if status.is_success() {
                             latency.record(sent.elapsed().as_micros() as u64)?;
                             ok += 1;
                         } else {
