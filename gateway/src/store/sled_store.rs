@@ -9,7 +9,7 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::keys;
-use super::trees::{decode, sled_error, TreeId, Trees};
+use super::trees::{decode, sled_error, Entry, TreeId, Trees};
 use super::writer::{self, Request};
 use crate::registry::error::{RegistryError, StoreError};
 use crate::registry::model::{Event, Group, Receiver};
@@ -31,6 +31,14 @@ pub enum OpenError {
         dir: PathBuf,
         /// What sled said.
         source: sled::Error,
+    },
+    /// The store's contents could not be read.
+    #[error("cannot read the store in {dir}: {source}")]
+    Store {
+        /// The data directory.
+        dir: PathBuf,
+        /// What went wrong.
+        source: StoreError,
     },
     /// The writer thread could not be started.
     #[error("cannot start the store writer: {0}")]
@@ -64,7 +72,10 @@ impl SledStore {
             .open()
             .map_err(sled_error)?;
         let trees = Arc::new(Trees::open(db).map_err(sled_error)?);
-        let last_seq = match trees.tree(TreeId::Log).last().map_err(sled_error)? {
+        let last_seq = match trees.last(TreeId::Log).map_err(|e| OpenError::Store {
+            dir: dir.to_owned(),
+            source: e,
+        })? {
             Some((key, _)) => keys::log_seq(&key),
             None => 0,
         };
@@ -92,16 +103,15 @@ impl SledStore {
         tree: TreeId,
         prefix: Vec<u8>,
         after: Option<&str>,
-    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> {
+    ) -> impl Iterator<Item = Result<Entry, StoreError>> {
         let end = match after {
-            Some(after) => Bound::Excluded([prefix.as_slice(), after.as_bytes()].concat()),
-            None => keys::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded),
+            Some(after) => Some([prefix.as_slice(), after.as_bytes()].concat()),
+            None => keys::prefix_end(&prefix),
         };
+        let upper = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         self.trees
-            .tree(tree)
-            .range((Bound::Included(prefix), end))
+            .range(tree, Bound::Included(&prefix), upper)
             .rev()
-            .map(|item| item.map_err(sled_error))
     }
 
     /// Objects of a main tree (keyed by id) matching `keep`, newest first, `limit + 1` at most.
@@ -217,10 +227,9 @@ impl Store for SledStore {
     fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError> {
         let prefix = keys::prefix(&[kind]);
         self.trees
-            .tree(TreeId::ReceiversByType)
-            .scan_prefix(&prefix)
+            .scan_prefix(TreeId::ReceiversByType, &prefix)
             .map(|item| {
-                let (key, _) = item.map_err(sled_error)?;
+                let (key, _) = item?;
                 Ok(keys::entry_id(&key, prefix.len()))
             })
             .collect()
@@ -228,10 +237,9 @@ impl Store for SledStore {
 
     fn settings(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
         self.trees
-            .tree(TreeId::Settings)
-            .scan_prefix(prefix.as_bytes())
+            .scan_prefix(TreeId::Settings, prefix.as_bytes())
             .map(|item| {
-                let (key, value) = item.map_err(sled_error)?;
+                let (key, value) = item?;
                 Ok((String::from_utf8_lossy(&key).into_owned(), decode(&value)?))
             })
             .collect()
@@ -255,13 +263,12 @@ impl Store for SledStore {
         if after >= durable {
             return Ok(Vec::new());
         }
-        let range = keys::log_key(after + 1)..=keys::log_key(durable);
+        let (first, last) = (keys::log_key(after + 1), keys::log_key(durable));
         self.trees
-            .tree(TreeId::Log)
-            .range(range)
+            .range(TreeId::Log, Bound::Included(&first), Bound::Included(&last))
             .take(limit)
             .map(|item| {
-                let (key, value) = item.map_err(sled_error)?;
+                let (key, value) = item?;
                 Ok((keys::log_seq(&key), decode(&value)?))
             })
             .collect()
@@ -275,7 +282,7 @@ impl Store for SledStore {
         if self.writer.is_closed() {
             return Err(StoreError("the store writer has stopped".into()));
         }
-        self.trees.tree(TreeId::Log).last().map_err(sled_error)?;
+        self.trees.last(TreeId::Log)?;
         Ok(())
     }
 

@@ -1,11 +1,13 @@
 //! The sled trees and how objects are encoded in them.
 
+use std::ops::Bound;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::registry::error::StoreError;
 
-/// One sled tree of the store.
+/// One logical tree of the store (a key space of the one sled tree).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum TreeId {
     /// Receiver id → receiver JSON.
@@ -35,70 +37,117 @@ pub(crate) enum TreeId {
 }
 
 impl TreeId {
-    const ALL: [TreeId; 12] = [
-        TreeId::Receivers,
-        TreeId::Events,
-        TreeId::Groups,
-        TreeId::EventsByReceiver,
-        TreeId::EventsByName,
-        TreeId::EventsByNvrpp,
-        TreeId::Latest,
-        TreeId::GroupMembers,
-        TreeId::Log,
-        TreeId::ReceiversByType,
-        TreeId::Dedup,
-        TreeId::Settings,
-    ];
-
-    fn name(self) -> &'static str {
+    /// The byte that starts every key of this key space (stable: it is on disk).
+    fn tag(self) -> u8 {
         match self {
-            TreeId::Receivers => "receivers",
-            TreeId::Events => "events",
-            TreeId::Groups => "groups",
-            TreeId::EventsByReceiver => "events_by_receiver",
-            TreeId::EventsByName => "events_by_name",
-            TreeId::EventsByNvrpp => "events_by_nvrpp",
-            TreeId::Latest => "latest_by_receiver_nvrpp",
-            TreeId::GroupMembers => "group_members",
-            TreeId::Log => "log",
-            TreeId::ReceiversByType => "receivers_by_type",
-            TreeId::Dedup => "dedup",
-            TreeId::Settings => "settings",
+            TreeId::Receivers => 1,
+            TreeId::Events => 2,
+            TreeId::Groups => 3,
+            TreeId::EventsByReceiver => 4,
+            TreeId::EventsByName => 5,
+            TreeId::EventsByNvrpp => 6,
+            TreeId::Latest => 7,
+            TreeId::GroupMembers => 8,
+            TreeId::Log => 9,
+            TreeId::ReceiversByType => 10,
+            TreeId::Dedup => 11,
+            TreeId::Settings => 12,
         }
+    }
+
+    /// `key` in this key space.
+    fn key(self, key: &[u8]) -> Vec<u8> {
+        let mut tagged = Vec::with_capacity(key.len() + 1);
+        tagged.push(self.tag());
+        tagged.extend_from_slice(key);
+        tagged
     }
 }
 
-/// The open database and its trees.
+/// A key without its key-space tag, and its value.
+pub(crate) type Entry = (Vec<u8>, sled::IVec);
+
+/// The open database. Every logical tree (`TreeId`) is a key space of one sled tree, so that
+/// a batch of writes across them is one atomic `apply_batch`, which costs less than a
+/// multi-tree transaction (no read of every old value, no staging).
 pub(crate) struct Trees {
     pub(crate) db: sled::Db,
-    trees: Vec<sled::Tree>,
+    data: sled::Tree,
 }
 
 impl Trees {
-    /// Opens every tree of `db`.
+    /// Opens the data tree of `db`.
     pub(crate) fn open(db: sled::Db) -> sled::Result<Self> {
-        let trees = TreeId::ALL
-            .iter()
-            .map(|t| db.open_tree(t.name()))
-            .collect::<sled::Result<Vec<_>>>()?;
-        Ok(Trees { db, trees })
+        let data = db.open_tree("data")?;
+        Ok(Trees { db, data })
     }
 
-    /// The tree `id`.
-    pub(crate) fn tree(&self, id: TreeId) -> &sled::Tree {
-        &self.trees[id as usize]
+    /// The value under `key` in `id`.
+    pub(crate) fn get(&self, id: TreeId, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
+        self.data.get(id.key(key)).map_err(sled_error)
     }
 
-    /// The object stored under `key` in tree `id`.
+    /// The object stored under `key` in `id`.
     pub(crate) fn get_json<T: DeserializeOwned>(
         &self,
         id: TreeId,
         key: &[u8],
     ) -> Result<Option<T>, StoreError> {
-        match self.tree(id).get(key).map_err(sled_error)? {
-            Some(bytes) => decode(&bytes).map(Some),
-            None => Ok(None),
+        self.get(id, key)?.map(|bytes| decode(&bytes)).transpose()
+    }
+
+    /// Entries of `id` whose keys lie between `lower` and `upper` (keys given without the tag).
+    pub(crate) fn range(
+        &self,
+        id: TreeId,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+    ) -> impl DoubleEndedIterator<Item = Result<Entry, StoreError>> {
+        let tagged = |bound: Bound<&[u8]>| match bound {
+            Bound::Included(k) => Bound::Included(id.key(k)),
+            Bound::Excluded(k) => Bound::Excluded(id.key(k)),
+            Bound::Unbounded => Bound::Included(vec![id.tag()]),
+        };
+        let upper = match upper {
+            Bound::Unbounded => Bound::Excluded(vec![id.tag() + 1]),
+            bound => tagged(bound),
+        };
+        self.data
+            .range((tagged(lower), upper))
+            .map(|item| item.map(|(k, v)| (k[1..].to_vec(), v)).map_err(sled_error))
+    }
+
+    /// Entries of `id` whose keys start with `prefix`.
+    pub(crate) fn scan_prefix(
+        &self,
+        id: TreeId,
+        prefix: &[u8],
+    ) -> impl DoubleEndedIterator<Item = Result<Entry, StoreError>> {
+        self.data
+            .scan_prefix(id.key(prefix))
+            .map(|item| item.map(|(k, v)| (k[1..].to_vec(), v)).map_err(sled_error))
+    }
+
+    /// The entry of `id` with the greatest key.
+    pub(crate) fn last(&self, id: TreeId) -> Result<Option<Entry>, StoreError> {
+        self.range(id, Bound::Unbounded, Bound::Unbounded)
+            .next_back()
+            .transpose()
+    }
+
+    /// Applies every write atomically: `Some` stores, `None` removes.
+    pub(crate) fn apply<'a>(
+        &self,
+        writes: impl Iterator<Item = (TreeId, &'a [u8], Option<&'a [u8]>)>,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (id, key, value) in writes {
+            match value {
+                Some(value) => batch.insert(id.key(key), value),
+                None => batch.remove(id.key(key)),
+            }
         }
+        self.data.apply_batch(batch).map_err(sled_error)
     }
 }
 

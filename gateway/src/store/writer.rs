@@ -224,35 +224,16 @@ impl Batch {
             .map(|((_, k), v)| (k.as_slice(), v.is_some()))
     }
 
-    /// Writes everything atomically (in memory and the log; durable after the next flush).
+    /// Writes everything atomically (in memory and sled's log; durable after the next flush).
     fn apply(self, trees: &Trees) -> Result<(), StoreError> {
         if self.writes.is_empty() {
             return Ok(());
         }
-        let mut touched: Vec<TreeId> = Vec::new();
-        for (tree, _) in self.writes.keys() {
-            if !touched.contains(tree) {
-                touched.push(*tree);
-            }
-        }
-        let handles: Vec<sled::Tree> = touched.iter().map(|t| trees.tree(*t).clone()).collect();
-        let writes = &self.writes;
-        sled::Transactional::<()>::transaction(handles.as_slice(), |tx| {
-            for ((tree, key), value) in writes {
-                let slot = touched.iter().position(|t| t == tree).unwrap_or_default();
-                match value {
-                    Some(value) => tx[slot].insert(key.as_slice(), value.as_slice())?,
-                    None => tx[slot].remove(key.as_slice())?,
-                };
-            }
-            Ok(())
-        })
-        .map_err(|e| match e {
-            sled::transaction::TransactionError::Storage(e) => sled_error(e),
-            sled::transaction::TransactionError::Abort(()) => {
-                StoreError("transaction aborted".into())
-            }
-        })
+        trees.apply(
+            self.writes
+                .iter()
+                .map(|((tree, key), value)| (*tree, key.as_slice(), value.as_deref())),
+        )
     }
 }
 
@@ -285,12 +266,7 @@ impl<'a> SledTxn<'a> {
     fn get_raw(&self, tree: TreeId, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match self.batch.get(tree, key) {
             Some(value) => Ok(value.map(<[u8]>::to_vec)),
-            None => Ok(self
-                .trees
-                .tree(tree)
-                .get(key)
-                .map_err(sled_error)?
-                .map(|v| v.to_vec())),
+            None => Ok(self.trees.get(tree, key)?.map(|v| v.to_vec())),
         }
     }
 
@@ -304,8 +280,8 @@ impl<'a> SledTxn<'a> {
     fn index_ids(&self, tree: TreeId, parts: &[&str]) -> Result<BTreeSet<String>, StoreError> {
         let prefix = keys::prefix(parts);
         let mut ids = BTreeSet::new();
-        for item in self.trees.tree(tree).scan_prefix(&prefix) {
-            let (key, _) = item.map_err(sled_error)?;
+        for item in self.trees.scan_prefix(tree, &prefix) {
+            let (key, _) = item?;
             ids.insert(keys::entry_id(&key, prefix.len()));
         }
         for (key, present) in self.batch.keys_with_prefix(tree, &prefix) {
