@@ -5,18 +5,7 @@ mod support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{error_of, Api, Gateway};
-
-/// Posts `body` with `headers`; returns status and JSON answer.
-async fn send(api: &Api, path: &str, headers: &[(&str, &str)], body: &str) -> (StatusCode, Value) {
-    let mut request = api.http.post(api.url(path)).body(body.to_owned());
-    for (k, v) in headers {
-        request = request.header(*k, *v);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
+use support::{error_of, Gateway};
 
 const STRUCTURED: (&str, &str) = ("content-type", "application/cloudevents+json");
 
@@ -46,7 +35,9 @@ async fn structured_mode_stores_the_event_with_its_nvrpp_from_extensions() {
         json!({"eprname": "app", "eprversion": "2.0.1",
         "eprrelease": "r7", "eprplatformid": "linux", "eprpackage": "oci", "eprsuccess": "false"}),
     );
-    let (status, answer) = send(&gw, "/api/v1/cloudevents", &[STRUCTURED], &body).await;
+    let (status, answer) = gw
+        .post_with("/api/v1/cloudevents", &[STRUCTURED], &body)
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let event = stored_event(&gw, answer["data"].as_str().unwrap()).await;
     assert_eq!(event["event_receiver_id"], receiver);
@@ -69,13 +60,13 @@ async fn structured_mode_stores_the_event_with_its_nvrpp_from_extensions() {
     assert_eq!(event["payload"]["data"], json!({"commit": "abc1234"}));
 
     // without extensions: the documented defaults
-    let (_, answer) = send(
-        &gw,
-        "/api/v1/cloudevents",
-        &[STRUCTURED],
-        &structured("b-2", "dev.build.finished", json!({"subject": "app"})),
-    )
-    .await;
+    let (_, answer) = gw
+        .post_with(
+            "/api/v1/cloudevents",
+            &[STRUCTURED],
+            &structured("b-2", "dev.build.finished", json!({"subject": "app"})),
+        )
+        .await;
     let event = stored_event(&gw, answer["data"].as_str().unwrap()).await;
     let nvrpp: Vec<&Value> = [
         "name",
@@ -115,7 +106,9 @@ async fn binary_mode_reads_percent_encoded_case_insensitive_headers() {
         ("ce-eprname", "app"),
         ("content-type", "application/json"),
     ];
-    let (status, answer) = send(&gw, "/api/v1/cloudevents", &headers, r#"{"passed": 12}"#).await;
+    let (status, answer) = gw
+        .post_with("/api/v1/cloudevents", &headers, r#"{"passed": 12}"#)
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let event = stored_event(&gw, answer["data"].as_str().unwrap()).await;
     assert_eq!(event["payload"]["source"], "/ci/résultats nightly");
@@ -130,7 +123,9 @@ async fn binary_mode_reads_percent_encoded_case_insensitive_headers() {
         ("ce-type", "dev.test.finished"),
         ("content-type", "application/octet-stream"),
     ];
-    let (status, answer) = send(&gw, "/api/v1/cloudevents", &headers, "raw\u{0}bytes").await;
+    let (status, answer) = gw
+        .post_with("/api/v1/cloudevents", &headers, "raw\u{0}bytes")
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let event = stored_event(&gw, answer["data"].as_str().unwrap()).await;
     assert_eq!(event["payload"]["data_base64"], "cmF3AGJ5dGVz");
@@ -175,7 +170,9 @@ async fn every_required_attribute_failure_is_a_400_naming_it_and_stores_nothing(
         (with("nested", json!({"a": 1})), "nested"),
     ];
     for (body, attribute) in cases {
-        let (status, answer) = send(&gw, "/api/v1/cloudevents", &[STRUCTURED], &body).await;
+        let (status, answer) = gw
+            .post_with("/api/v1/cloudevents", &[STRUCTURED], &body)
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         let message = error_of(&answer);
         assert!(
@@ -186,18 +183,18 @@ async fn every_required_attribute_failure_is_a_400_naming_it_and_stores_nothing(
         );
     }
     // binary mode without ce-specversion
-    let (status, answer) = send(
-        &gw,
-        "/api/v1/cloudevents",
-        &[
-            ("ce-id", "1"),
-            ("ce-source", "/s"),
-            ("ce-type", "dev.x"),
-            ("content-type", "application/json"),
-        ],
-        "{}",
-    )
-    .await;
+    let (status, answer) = gw
+        .post_with(
+            "/api/v1/cloudevents",
+            &[
+                ("ce-id", "1"),
+                ("ce-source", "/s"),
+                ("ce-type", "dev.x"),
+                ("content-type", "application/json"),
+            ],
+            "{}",
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         error_of(&answer).contains("attribute specversion: is required"),
@@ -208,8 +205,9 @@ async fn every_required_attribute_failure_is_a_400_naming_it_and_stores_nothing(
         "application/cloudevents+avro",
         "application/cloudevents-batch+protobuf",
     ] {
-        let (status, answer) =
-            send(&gw, "/api/v1/cloudevents", &[("content-type", media)], "{}").await;
+        let (status, answer) = gw
+            .post_with("/api/v1/cloudevents", &[("content-type", media)], "{}")
+            .await;
         assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{media}");
         assert!(error_of(&answer).contains(media), "{answer}");
     }
@@ -221,13 +219,19 @@ async fn the_same_source_and_id_is_stored_once() {
     let gw = Gateway::start().await;
     gw.receiver("dev.x").await;
     let body = structured("dup-1", "dev.x", json!({}));
-    let (first, a) = send(&gw, "/api/v1/cloudevents", &[STRUCTURED], &body).await;
-    let (second, b) = send(&gw, "/api/v1/cloudevents", &[STRUCTURED], &body).await;
+    let (first, a) = gw
+        .post_with("/api/v1/cloudevents", &[STRUCTURED], &body)
+        .await;
+    let (second, b) = gw
+        .post_with("/api/v1/cloudevents", &[STRUCTURED], &body)
+        .await;
     assert_eq!((first, second), (StatusCode::CREATED, StatusCode::OK));
     assert_eq!(a["data"], b["data"]);
     // same id from another source is another event
     let other = structured("dup-1", "dev.x", json!({"source": "/elsewhere"}));
-    let (status, c) = send(&gw, "/api/v1/cloudevents", &[STRUCTURED], &other).await;
+    let (status, c) = gw
+        .post_with("/api/v1/cloudevents", &[STRUCTURED], &other)
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_ne!(a["data"], c["data"]);
     let (_, events) = gw.get("/api/v1/events").await;
@@ -235,7 +239,7 @@ async fn the_same_source_and_id_is_stored_once() {
     assert_eq!(gw.last_sequence().await, 3, "receiver + two events");
     // duplicates answered together (one writer batch holding no write) leave the store working
     let again = futures::future::join_all(
-        (0..8).map(|_| send(&gw, "/api/v1/cloudevents", &[STRUCTURED], &body)),
+        (0..8).map(|_| gw.post_with("/api/v1/cloudevents", &[STRUCTURED], &body)),
     )
     .await;
     assert!(again
@@ -243,13 +247,13 @@ async fn the_same_source_and_id_is_stored_once() {
         .all(|(s, b)| *s == StatusCode::OK && b["data"] == a["data"]));
     let (status, _) = gw.get("/healthz/readiness").await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = send(
-        &gw,
-        "/api/v1/cloudevents",
-        &[STRUCTURED],
-        &structured("dup-2", "dev.x", json!({})),
-    )
-    .await;
+    let (status, _) = gw
+        .post_with(
+            "/api/v1/cloudevents",
+            &[STRUCTURED],
+            &structured("dup-2", "dev.x", json!({})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
 }
 
@@ -258,7 +262,7 @@ async fn a_batch_is_answered_item_by_item_and_rejected_items_leave_no_trace() {
     let gw = Gateway::start().await;
     gw.receiver("dev.x").await;
     let batch = ("content-type", "application/cloudevents-batch+json");
-    let (status, answer) = send(&gw, "/api/v1/cloudevents", &[batch], "[]").await;
+    let (status, answer) = gw.post_with("/api/v1/cloudevents", &[batch], "[]").await;
     assert_eq!(
         (status, answer["data"].clone()),
         (StatusCode::OK, json!([]))
@@ -270,7 +274,9 @@ async fn a_batch_is_answered_item_by_item_and_rejected_items_leave_no_trace() {
         {"specversion": "1.0", "id": "1", "source": "/s", "type": "dev.x"},
         "not an object",
     ]);
-    let (status, answer) = send(&gw, "/api/v1/cloudevents", &[batch], &items.to_string()).await;
+    let (status, answer) = gw
+        .post_with("/api/v1/cloudevents", &[batch], &items.to_string())
+        .await;
     assert_eq!(status, StatusCode::OK);
     let results = answer["data"].as_array().unwrap();
     let statuses: Vec<u64> = results
@@ -308,13 +314,13 @@ async fn routing_by_type_by_explicit_receiver_and_on_the_fly() {
             &support::receiver_body("dev.shared", json!({"type": "object"})),
         )
         .await;
-    let (status, answer) = send(
-        &gw,
-        "/api/v1/cloudevents",
-        &[STRUCTURED],
-        &structured("1", "dev.shared", json!({})),
-    )
-    .await;
+    let (status, answer) = gw
+        .post_with(
+            "/api/v1/cloudevents",
+            &[STRUCTURED],
+            &structured("1", "dev.shared", json!({})),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let message = error_of(&answer);
     assert!(
@@ -323,13 +329,13 @@ async fn routing_by_type_by_explicit_receiver_and_on_the_fly() {
             && message.contains(&a2),
         "{message}"
     );
-    let (status, answer) = send(
-        &gw,
-        "/api/v1/cloudevents",
-        &[STRUCTURED],
-        &structured("1", "dev.shared", json!({"eprreceiverid": a2})),
-    )
-    .await;
+    let (status, answer) = gw
+        .post_with(
+            "/api/v1/cloudevents",
+            &[STRUCTURED],
+            &structured("1", "dev.shared", json!({"eprreceiverid": a2})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     assert_eq!(
         stored_event(&gw, answer["data"].as_str().unwrap()).await["event_receiver_id"],
@@ -345,36 +351,37 @@ async fn routing_by_type_by_explicit_receiver_and_on_the_fly() {
         .await;
     let no_data =
         json!({"specversion": "1.0", "id": "n", "source": "/s", "type": "dev.strict"}).to_string();
-    let (status, answer) = send(&gw, "/api/v1/cloudevents", &[STRUCTURED], &no_data).await;
+    let (status, answer) = gw
+        .post_with("/api/v1/cloudevents", &[STRUCTURED], &no_data)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         error_of(&answer).contains("did not match event receiver schema"),
         "{answer} for {strict}"
     );
 
-    let (status, answer) = send(
-        &gw,
-        "/api/v1/cloudevents",
-        &[STRUCTURED],
-        &structured("new-1", "dev.new", json!({})),
-    )
-    .await;
+    let (status, answer) = gw
+        .post_with(
+            "/api/v1/cloudevents",
+            &[STRUCTURED],
+            &structured("new-1", "dev.new", json!({})),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(error_of(&answer).contains("no receiver has type dev.new"));
 
     let auto = Gateway::start_with(&[("EPR_AUTO_RECEIVERS", "true")]).await;
-    let (status, answer) = send(
-        &auto,
-        "/api/v1/cloudevents",
-        &[STRUCTURED],
-        &structured("1", "dev.new", json!({})),
-    )
-    .await;
+    let (status, answer) = auto
+        .post_with(
+            "/api/v1/cloudevents",
+            &[STRUCTURED],
+            &structured("1", "dev.new", json!({})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let (_, receivers) = auto.get("/api/v1/receivers?type=dev.new").await;
     assert_eq!(receivers["data"].as_array().unwrap().len(), 1);
-    send(
-        &auto,
+    auto.post_with(
         "/api/v1/cloudevents",
         &[STRUCTURED],
         &structured("2", "dev.new", json!({})),
@@ -423,15 +430,17 @@ async fn the_ingest_token_guards_cloudevents() {
     let gw = Gateway::start_with(&[("EPR_INGEST_TOKEN", "in-secret")]).await;
     gw.receiver("dev.x").await;
     let body = structured("1", "dev.x", json!({}));
-    let (status, _) = send(&gw, "/api/v1/cloudevents", &[STRUCTURED], &body).await;
+    let (status, _) = gw
+        .post_with("/api/v1/cloudevents", &[STRUCTURED], &body)
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = send(
-        &gw,
-        "/api/v1/cloudevents",
-        &[STRUCTURED, ("authorization", "Bearer in-secret")],
-        &body,
-    )
-    .await;
+    let (status, _) = gw
+        .post_with(
+            "/api/v1/cloudevents",
+            &[STRUCTURED, ("authorization", "Bearer in-secret")],
+            &body,
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
 }
 

@@ -37,13 +37,8 @@ async fn post(
     headers: &[(&str, String)],
     body: &str,
 ) -> (StatusCode, Value) {
-    let mut request = api.http.post(api.url(path)).body(body.to_owned());
-    for (k, v) in headers {
-        request = request.header(*k, v);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    api.post_with(path, &headers, body).await
 }
 
 async fn event(gw: &Gateway, id: &Value) -> Value {

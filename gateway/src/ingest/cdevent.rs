@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::registry::ingest::{AutoReceiver, Ingested, Route};
+use crate::registry::model::Nvrpp;
 
 /// CDEvents spec versions accepted (`context.specversion`, or `context.version` before 0.4).
 const SPEC_VERSIONS: [&str; 3] = ["0.3.", "0.4.", "0.5."];
@@ -149,11 +150,13 @@ impl CdEvent {
                 }),
             },
             origin: (self.source.clone(), self.id),
-            name: self.subject_id,
-            version,
-            release: self.spec_version,
-            platform_id: self.source,
-            package: subject,
+            nvrpp: Nvrpp {
+                name: self.subject_id,
+                version,
+                release: self.spec_version,
+                platform_id: self.source,
+                package: subject,
+            },
             description: self.kind,
             success: self.success,
         })

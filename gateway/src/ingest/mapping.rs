@@ -16,6 +16,7 @@
 
 use super::cloudevent::{attribute, AttributeError, CloudEvent};
 use crate::registry::ingest::{AutoReceiver, Ingested, Route};
+use crate::registry::model::Nvrpp;
 
 /// The registry event for a checked CloudEvent; `auto_receivers` lets a type without a receiver
 /// get one created on the fly.
@@ -51,13 +52,15 @@ pub fn ingested(event: CloudEvent, auto_receivers: bool) -> Result<Ingested, Att
     })?;
     Ok(Ingested {
         route,
-        name: get("eprname")
-            .or_else(|| get("subject"))
-            .unwrap_or_else(|| source.clone()),
-        version: get("eprversion").unwrap_or_else(|| "0".into()),
-        release: get("eprrelease").unwrap_or_else(|| "0".into()),
-        platform_id: get("eprplatformid").unwrap_or_else(|| source.clone()),
-        package: get("eprpackage").unwrap_or_else(|| "cloudevents".into()),
+        nvrpp: Nvrpp {
+            name: get("eprname")
+                .or_else(|| get("subject"))
+                .unwrap_or_else(|| source.clone()),
+            version: get("eprversion").unwrap_or_else(|| "0".into()),
+            release: get("eprrelease").unwrap_or_else(|| "0".into()),
+            platform_id: get("eprplatformid").unwrap_or_else(|| source.clone()),
+            package: get("eprpackage").unwrap_or_else(|| "cloudevents".into()),
+        },
         description: get("eprdescription").unwrap_or_else(|| kind.clone()),
         success,
         payload,

@@ -4,6 +4,7 @@
 use serde_json::value::RawValue;
 
 use super::error::RegistryError;
+use super::model::Nvrpp;
 use super::port::{Committed, Txn};
 use super::{internal_json, EventDraft, ReceiverDraft, Registry};
 
@@ -40,16 +41,8 @@ pub struct Ingested {
     pub route: Route,
     /// (source, id) that identify it at its origin: a second event with both equal is a duplicate.
     pub origin: (String, String),
-    /// NVRPP name.
-    pub name: String,
-    /// NVRPP version.
-    pub version: String,
-    /// NVRPP release.
-    pub release: String,
-    /// NVRPP platform id.
-    pub platform_id: String,
-    /// NVRPP package.
-    pub package: String,
+    /// The unit it is about.
+    pub nvrpp: Nvrpp,
     /// Description.
     pub description: String,
     /// Success.
@@ -74,11 +67,7 @@ impl Registry {
             self.validate_payload(receiver_id, &item.payload)?;
         }
         let draft = EventDraft {
-            name: item.name,
-            version: item.version,
-            release: item.release,
-            platform_id: item.platform_id,
-            package: item.package,
+            nvrpp: item.nvrpp,
             description: item.description,
             payload: item.payload,
             success: item.success,

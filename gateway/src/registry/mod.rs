@@ -20,7 +20,7 @@ use crate::schema::{SchemaCache, SchemaError};
 use error::{ObjectKind, RegistryError};
 use input::{BlankCheck, NewEvent, NewGroup, NewReceiver};
 use message::Message;
-use model::{Event, EventWithReceiver, Group, Receiver};
+use model::{Event, EventWithReceiver, Group, Nvrpp, Receiver};
 use port::{Committed, LogEntry, Store, Txn};
 use query::{DefinitionFilter, EventFilter, Found, Page};
 
@@ -155,11 +155,13 @@ impl Registry {
         self.validate_payload(&event_receiver_id, &payload)?;
         let success = input.success.unwrap_or(false);
         let draft = EventDraft {
-            name,
-            version,
-            release,
-            platform_id,
-            package,
+            nvrpp: Nvrpp {
+                name,
+                version,
+                release,
+                platform_id,
+                package,
+            },
             description,
             payload,
             success,
@@ -385,11 +387,7 @@ impl ReceiverDraft {
 
 /// An event about to be written, all but its receiver.
 struct EventDraft {
-    name: String,
-    version: String,
-    release: String,
-    platform_id: String,
-    package: String,
+    nvrpp: Nvrpp,
     description: String,
     payload: Box<RawValue>,
     success: bool,
@@ -400,13 +398,20 @@ impl EventDraft {
     /// causes; returns its id.
     fn write(self, txn: &mut dyn Txn, receiver_id: String) -> Result<String, RegistryError> {
         let (id, created_at) = txn.new_id();
+        let Nvrpp {
+            name,
+            version,
+            release,
+            platform_id,
+            package,
+        } = self.nvrpp;
         let event = Event {
             id,
-            name: self.name,
-            version: self.version,
-            release: self.release,
-            platform_id: self.platform_id,
-            package: self.package,
+            name,
+            version,
+            release,
+            platform_id,
+            package,
             description: self.description,
             payload: self.payload,
             success: self.success,
