@@ -8,6 +8,7 @@ use clap::Args;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::bus::kafka::{extra_properties, KafkaConfig};
 use crate::ingest::sources::WebhookSource;
 
 /// Settings of the server.
@@ -45,6 +46,29 @@ pub struct ServeConfig {
     /// Seconds a client has to send a request's body.
     #[arg(long, env = "EPR_BODY_TIMEOUT_SECS", default_value_t = 30)]
     pub body_timeout_secs: u64,
+
+    /// Kafka bootstrap servers (`host:port,...`); without them the gateway runs embedded (the
+    /// log still feeds the stream). Further librdkafka settings: `EPR_KAFKA_<PROPERTY>`, e.g.
+    /// `EPR_KAFKA_SASL_MECHANISM=PLAIN` for `sasl.mechanism`.
+    #[arg(long, env = "EPR_BROKERS")]
+    pub brokers: Option<String>,
+
+    /// Kafka topic of the messages.
+    #[arg(long, env = "EPR_TOPIC", default_value = "epr.dev.events")]
+    pub topic: String,
+
+    /// Partitions of the topic when the gateway creates it.
+    #[arg(long, env = "EPR_TOPIC_PARTITIONS", default_value_t = 3)]
+    pub topic_partitions: i32,
+
+    /// Largest Kafka message value in bytes; a larger message carries a reference to its event
+    /// instead of the payload.
+    #[arg(long, env = "EPR_MAX_MESSAGE_BYTES", default_value_t = 1_000_000)]
+    pub max_message_bytes: usize,
+
+    /// The gateway's public base URL, used in references (default: http://HOST:PORT).
+    #[arg(long, env = "EPR_PUBLIC_URL")]
+    pub public_url: Option<String>,
 
     /// Optional TOML file with webhook sources (see the README).
     #[arg(long, env = "EPR_CONFIG")]
@@ -91,6 +115,22 @@ pub enum ConfigError {
 }
 
 impl ServeConfig {
+    /// The Kafka settings, when a broker is configured; `listening` is the bound address.
+    pub fn kafka(&self, listening: std::net::SocketAddr) -> Option<KafkaConfig> {
+        let brokers = self.brokers.clone().filter(|b| !b.trim().is_empty())?;
+        Some(KafkaConfig {
+            brokers,
+            topic: self.topic.clone(),
+            partitions: self.topic_partitions,
+            max_message_bytes: self.max_message_bytes,
+            public_url: self
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{listening}")),
+            extra: extra_properties(std::env::vars()),
+        })
+    }
+
     /// The config file's contents (empty without `--config`).
     pub fn file(&self) -> Result<ConfigFile, ConfigError> {
         let Some(path) = &self.config else {

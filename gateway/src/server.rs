@@ -39,6 +39,9 @@ pub enum ServeError {
     /// A webhook source is wrong.
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// The Kafka client could not be made (bad settings).
+    #[error("invalid Kafka settings: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -69,6 +72,17 @@ pub async fn serve(
         .local_addr()
         .map_err(|source| ServeError::Bind { addr, source })?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let relay = match config.kafka(local) {
+        Some(kafka) => {
+            tracing::info!(brokers = %kafka.brokers, topic = %kafka.topic, "relaying the log to Kafka");
+            Some(crate::bus::kafka::spawn(
+                registry.clone(),
+                kafka,
+                stop_rx.clone(),
+            )?)
+        }
+        None => None,
+    };
     let state = AppState(Arc::new(Shared {
         registry,
         tokens: Tokens {
@@ -85,6 +99,7 @@ pub async fn serve(
         shutdown: stop_rx,
         sources,
         auto_receivers: config.auto_receivers,
+        relay: relay.as_ref().map(|(status, _)| status.clone()),
     }));
     let app = NormalizePathLayer::trim_trailing_slash().layer(http::router(state));
     let service = TowerToHyperService::new(app);
@@ -129,6 +144,14 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("grace period over; closing the remaining connections");
+    }
+    if let Some((_, task)) = relay {
+        if tokio::time::timeout(config.shutdown_grace(), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the Kafka relay did not stop in time; it resumes from its cursor");
+        }
     }
     store.close().await;
     tracing::info!("store flushed; bye");

@@ -309,3 +309,79 @@ pub fn error_of(answer: &Value) -> String {
     assert_eq!(errors.len(), 1, "{answer}");
     errors[0].as_str().expect("string").to_owned()
 }
+
+/// A Tansu broker (Kafka protocol, in-memory storage) on a loopback port; killed when dropped.
+pub struct Broker {
+    child: Option<Child>,
+    /// `127.0.0.1:PORT`.
+    pub address: String,
+}
+
+impl Broker {
+    /// Starts a broker on a free port.
+    pub async fn start() -> Broker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut broker = Broker {
+            child: None,
+            address: format!("127.0.0.1:{port}"),
+        };
+        broker.restart().await;
+        broker
+    }
+
+    /// An address where no broker listens yet (start it later with [`Broker::restart`]).
+    pub fn not_started() -> Broker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Broker {
+            child: None,
+            address: format!("127.0.0.1:{port}"),
+        }
+    }
+
+    /// (Re)starts the broker on its address (its in-memory topics start empty).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let tansu = std::env::var("EPR_TEST_TANSU")
+            .expect("EPR_TEST_TANSU names the tansu binary (tests/run installs it)");
+        let url = format!("tcp://{}", self.address);
+        let child = Command::new(&tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {tansu}: {e}"));
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(&self.address).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("tansu did not listen on {}", self.address);
+    }
+
+    /// Kills the broker.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+}

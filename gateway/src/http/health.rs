@@ -23,16 +23,28 @@ async fn liveness() -> impl IntoResponse {
     Json(json!({"status": "alive"}))
 }
 
-/// 200 when the store can be read and its writer runs, else 503 saying what is wrong.
+/// The relay's report, when a broker is configured.
+fn kafka(state: &AppState) -> serde_json::Value {
+    let durable = *state.registry.store().durable_seq().borrow();
+    state
+        .relay
+        .as_ref()
+        .map_or(serde_json::Value::Null, |relay| relay.report(durable))
+}
+
+/// 200 when the store can be read and its writer runs, else 503 saying what is wrong. The
+/// broker's state is reported but does not make the gateway unready: events are still taken
+/// and kept in the log until the broker is back.
 async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
+    let kafka = kafka(&state);
     match state.registry.store().check() {
         Ok(()) => (
             StatusCode::OK,
-            Json(json!({"status": "ready", "store": "ok"})),
+            Json(json!({"status": "ready", "store": "ok", "kafka": kafka})),
         ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "store": e.to_string()})),
+            Json(json!({"status": "not ready", "store": e.to_string(), "kafka": kafka})),
         ),
     }
 }
@@ -49,6 +61,7 @@ async fn status(State(state): State<AppState>) -> impl IntoResponse {
             "data_dir": state.data_dir.display().to_string(),
             "size_on_disk_bytes": store.size_on_disk().ok(),
         },
+        "kafka": kafka(&state),
         "auth": {
             "admin_token": state.tokens.admin.is_some(),
             "ingest_token": state.tokens.ingest.is_some(),
@@ -59,6 +72,7 @@ async fn status(State(state): State<AppState>) -> impl IntoResponse {
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let store = state.registry.store();
     metrics::gauge!(telemetry::LOG_LENGTH).set(*store.durable_seq().borrow() as f64);
+    kafka(&state);
     if let Ok(bytes) = store.size_on_disk() {
         metrics::gauge!(telemetry::STORE_BYTES).set(bytes as f64);
     }

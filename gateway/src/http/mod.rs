@@ -20,6 +20,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
+use crate::bus::kafka::RelayStatus;
 use crate::ingest::sources::WebhookSources;
 use crate::registry::Registry;
 use envelope::ApiError;
@@ -71,6 +72,8 @@ pub struct Shared {
     pub sources: WebhookSources,
     /// Whether CloudEvents of a type no receiver has create one.
     pub auto_receivers: bool,
+    /// The Kafka relay's state, when a broker is configured.
+    pub relay: Option<Arc<RelayStatus>>,
 }
 
 /// Cheap-to-clone handle on [`Shared`].

@@ -1,0 +1,120 @@
+//! The Kafka relay: every message of the durable log reaches the topic, in order per unit, and
+//! the cursor moves only past messages the broker acknowledged. The HTTP path never waits for
+//! Kafka; a broker that is down, slow or restarted only makes the relay wait and retry.
+
+mod record;
+mod relay;
+mod status;
+
+use std::time::Duration;
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
+
+pub use record::{record, Record, PAYLOAD_REF_HEADER};
+pub use relay::spawn;
+pub use status::RelayStatus;
+
+/// Where and how to publish.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// Bootstrap servers (`host:port,...`).
+    pub brokers: String,
+    /// The topic.
+    pub topic: String,
+    /// Partitions of the topic when the relay creates it.
+    pub partitions: i32,
+    /// Largest message value; larger ones carry a reference instead of their payloads.
+    pub max_message_bytes: usize,
+    /// The gateway's public base URL, for references.
+    pub public_url: String,
+    /// Further librdkafka properties (SASL, TLS, timeouts...), from `EPR_KAFKA_*`.
+    pub extra: Vec<(String, String)>,
+}
+
+/// How long the broker has to acknowledge a message before the relay retries it.
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl KafkaConfig {
+    /// librdkafka's configuration: idempotent, `acks=all`, lz4, a few ms of batching.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", "lz4")
+            .set("linger.ms", "5")
+            .set(
+                "message.timeout.ms",
+                MESSAGE_TIMEOUT.as_millis().to_string(),
+            )
+            .set(
+                "message.max.bytes",
+                (self.max_message_bytes + 64 * 1024)
+                    .max(1_000_000)
+                    .to_string(),
+            );
+        for (key, value) in &self.extra {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// The producer (connects lazily: creating it works while the broker is down).
+    pub fn producer(&self) -> Result<FutureProducer<QuietContext>, KafkaError> {
+        self.client_config().create_with_context(QuietContext)
+    }
+}
+
+/// A librdkafka client context that logs librdkafka's own errors and logs at debug level only:
+/// the relay reports broker trouble itself, once per change of state.
+#[derive(Clone, Copy)]
+pub struct QuietContext;
+
+impl ClientContext for QuietContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        tracing::debug!(?level, facility, message, "librdkafka");
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(%error, reason, "librdkafka");
+    }
+}
+
+/// librdkafka properties from `EPR_KAFKA_<NAME>` variables: `EPR_KAFKA_SASL_MECHANISM=PLAIN`
+/// becomes `sasl.mechanism=PLAIN`.
+pub fn extra_properties(vars: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let mut extra: Vec<(String, String)> = vars
+        .filter_map(|(name, value)| {
+            let property = name.strip_prefix("EPR_KAFKA_")?;
+            Some((property.to_ascii_lowercase().replace('_', "."), value))
+        })
+        .collect();
+    extra.sort();
+    extra
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_variables_become_librdkafka_properties() {
+        let vars = [
+            ("EPR_KAFKA_SASL_MECHANISM", "PLAIN"),
+            ("EPR_KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("EPR_TOPIC", "t"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        assert_eq!(
+            extra_properties(vars.into_iter()),
+            [
+                ("sasl.mechanism".to_owned(), "PLAIN".to_owned()),
+                ("security.protocol".to_owned(), "SASL_SSL".to_owned())
+            ]
+        );
+    }
+}

@@ -1,0 +1,304 @@
+//! The relay loop: read the durable log from the cursor, produce in batches, move the cursor
+//! past what the broker acknowledged, and retry the rest with backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::future::join_all;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::record::{envelope_only, record, Record};
+use super::status::{RelayStatus, DELIVERED, END_TO_END};
+use super::{KafkaConfig, QuietContext};
+use crate::registry::port::{Committed, Txn};
+use crate::registry::Registry;
+
+/// Log messages produced per batch.
+const BATCH: usize = 1000;
+/// Setting key of the relay's durable cursor.
+const CURSOR: &str = "cursor/kafka";
+/// Failed batches in a row after which the producer is recreated.
+const PRODUCER_RESET_AFTER: u32 = 2;
+/// Longest wait between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Starts the relay; it stops when `stop` turns true (after its current batch).
+pub fn spawn(
+    registry: Arc<Registry>,
+    config: KafkaConfig,
+    stop: watch::Receiver<bool>,
+) -> Result<(Arc<RelayStatus>, JoinHandle<()>), KafkaError> {
+    let producer = config.producer()?;
+    let admin: AdminClient<QuietContext> =
+        config.client_config().create_with_context(QuietContext)?;
+    let cursor = load_cursor(&registry);
+    let status = Arc::new(RelayStatus::new(cursor));
+    let relay = Relay {
+        registry,
+        producer,
+        admin,
+        config,
+        status: status.clone(),
+        cursor,
+    };
+    Ok((status, tokio::spawn(relay.run(stop))))
+}
+
+/// The relay's cursor as stored (0: nothing delivered yet).
+fn load_cursor(registry: &Registry) -> u64 {
+    match registry.store().settings(CURSOR) {
+        Ok(found) => found.first().and_then(|(_, v)| v.as_u64()).unwrap_or(0),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the Kafka cursor; relaying from the start (at-least-once)");
+            0
+        }
+    }
+}
+
+struct Relay {
+    registry: Arc<Registry>,
+    producer: FutureProducer<QuietContext>,
+    admin: AdminClient<QuietContext>,
+    config: KafkaConfig,
+    status: Arc<RelayStatus>,
+    cursor: u64,
+}
+
+impl Relay {
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut durable = self.registry.store().durable_seq();
+        let mut backoff = Duration::from_millis(100);
+        let mut topic_ready = false;
+        let mut failed_batches = 0u32;
+        while !*stop.borrow() {
+            if !topic_ready {
+                topic_ready = self.ensure_topic().await;
+                if !topic_ready {
+                    sleep_or_stop(&mut stop, &mut backoff).await;
+                    continue;
+                }
+            }
+            durable.borrow_and_update();
+            let entries = match self.registry.store().log_after(self.cursor, BATCH) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the log; retrying");
+                    sleep_or_stop(&mut stop, &mut backoff).await;
+                    continue;
+                }
+            };
+            if entries.is_empty() {
+                self.status.delivered(self.cursor, true);
+                tokio::select! {
+                    changed = durable.changed() => if changed.is_err() { return },
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            let last = entries.last().map_or(self.cursor, |(seq, _)| *seq);
+            let delivered = self.deliver(entries).await;
+            if delivered > self.cursor {
+                self.status.reachable();
+                self.save_cursor(delivered).await;
+                let caught_up = delivered >= *durable.borrow();
+                self.status.delivered(delivered, caught_up);
+            }
+            if delivered < last {
+                // the broker may have lost the topic (e.g. restarted without storage)
+                topic_ready = false;
+                failed_batches += 1;
+                if failed_batches.is_multiple_of(PRODUCER_RESET_AFTER) {
+                    self.reset_producer();
+                }
+                sleep_or_stop(&mut stop, &mut backoff).await;
+            } else {
+                failed_batches = 0;
+                backoff = Duration::from_millis(100);
+            }
+        }
+    }
+
+    /// Replaces the producer: an idempotent producer whose broker came back without its state
+    /// (restarted, or a new leader) can stall on its old sequence numbers. Messages not yet
+    /// acknowledged are sent again from the log.
+    fn reset_producer(&mut self) {
+        match self.config.producer() {
+            Ok(producer) => {
+                tracing::info!("recreating the Kafka producer after repeated failures");
+                self.producer = producer;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot recreate the Kafka producer"),
+        }
+    }
+
+    /// Creates the topic if missing; false when the broker cannot be reached.
+    async fn ensure_topic(&self) -> bool {
+        let topic = NewTopic::new(
+            &self.config.topic,
+            self.config.partitions,
+            TopicReplication::Fixed(1),
+        );
+        let timeout = Some(Timeout::After(Duration::from_secs(5)));
+        let options = AdminOptions::new()
+            .operation_timeout(timeout)
+            .request_timeout(timeout);
+        match self.admin.create_topics([&topic], &options).await {
+            Ok(results) => {
+                for result in results {
+                    match result {
+                        Ok(name) => {
+                            tracing::info!(topic = %name, partitions = self.config.partitions, "created the Kafka topic")
+                        }
+                        Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                        Err((name, code)) => tracing::error!(topic = %name, error = %code,
+                            "cannot create the Kafka topic (the broker refused); relaying to it anyway"),
+                    }
+                }
+                self.status.reachable();
+                true
+            }
+            Err(e) => {
+                self.status
+                    .failed(&format!("cannot reach the broker to create the topic: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Produces the entries; returns the sequence number up to which all were acknowledged.
+    async fn deliver(&self, entries: Vec<(u64, crate::registry::port::LogEntry)>) -> u64 {
+        let mut prepared = Vec::with_capacity(entries.len());
+        for (seq, entry) in entries {
+            let message = match self.registry.render(entry) {
+                Ok(message) => message,
+                Err(e) => {
+                    tracing::error!(seq, error = %e, "log entry cannot be rendered; skipped");
+                    prepared.push((seq, None, None));
+                    continue;
+                }
+            };
+            let stored_at = message
+                .data
+                .events
+                .as_ref()
+                .and_then(|e| e.first())
+                .map(|e| e.created_at);
+            match record(
+                &message,
+                self.config.max_message_bytes,
+                &self.config.public_url,
+            ) {
+                Ok(r) => prepared.push((seq, Some(r), stored_at)),
+                Err(e) => {
+                    tracing::error!(seq, error = %e, "message cannot be encoded; skipped");
+                    prepared.push((seq, None, None));
+                }
+            }
+        }
+        let sends = prepared.iter().map(|(_, r, _)| async move {
+            match r {
+                Some(r) => Some(self.send(r).await),
+                None => None,
+            }
+        });
+        let results = join_all(sends).await;
+        let mut delivered = self.cursor;
+        for ((seq, r, stored_at), result) in prepared.into_iter().zip(results) {
+            let outcome = match (result, r) {
+                (None, _) | (_, None) => Ok(()),
+                (Some(Ok(())), _) => Ok(()),
+                (
+                    Some(Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge))),
+                    Some(r),
+                ) => self.send_envelope_only(&r).await,
+                (Some(Err(e)), _) => Err(e),
+            };
+            match outcome {
+                Ok(()) => {
+                    delivered = seq;
+                    metrics::counter!(DELIVERED).increment(1);
+                    if let Some(at) = stored_at {
+                        let seconds =
+                            (Utc::now() - at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                        metrics::histogram!(END_TO_END).record(seconds.max(0.0));
+                    }
+                }
+                Err(e) => {
+                    self.status.failed(&e.to_string());
+                    break;
+                }
+            }
+        }
+        delivered
+    }
+
+    async fn send_envelope_only(&self, r: &Record) -> Result<(), KafkaError> {
+        match envelope_only(r, &self.config.public_url) {
+            Ok(small) => {
+                tracing::warn!(key = %r.key, "the broker refused a message as too large; sent it without its data");
+                self.send(&small).await
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot shorten a message the broker refused; skipped");
+                Ok(())
+            }
+        }
+    }
+
+    async fn send(&self, r: &Record) -> Result<(), KafkaError> {
+        let headers = r.headers.iter().fold(
+            OwnedHeaders::new_with_capacity(r.headers.len()),
+            |h, (key, value)| {
+                h.insert(Header {
+                    key,
+                    value: Some(value.as_str()),
+                })
+            },
+        );
+        let record = FutureRecord::to(&self.config.topic)
+            .key(r.key.as_str())
+            .payload(r.value.as_slice())
+            .headers(headers);
+        self.producer
+            .send(record, Timeout::After(Duration::from_secs(1)))
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| e)
+    }
+
+    async fn save_cursor(&mut self, seq: u64) {
+        let value = serde_json::json!(seq);
+        let saved = self
+            .registry
+            .store()
+            .commit(Box::new(move |txn: &mut dyn Txn| {
+                txn.put_setting(CURSOR, Some(&value))?;
+                Ok(Committed::written(CURSOR.to_owned()))
+            }))
+            .await;
+        match saved {
+            Ok(_) => self.cursor = seq,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot save the Kafka cursor; messages may be relayed twice")
+            }
+        }
+    }
+}
+
+/// Waits `backoff` (with up to 25% jitter) unless stopped, then doubles it up to the maximum.
+async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, backoff: &mut Duration) {
+    let jitter =
+        backoff.mul_f64(0.25 * (Utc::now().timestamp_subsec_nanos() % 1000) as f64 / 1000.0);
+    tokio::select! {
+        _ = tokio::time::sleep(*backoff + jitter) => {}
+        _ = stop.changed() => {}
+    }
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+}

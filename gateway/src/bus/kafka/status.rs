@@ -1,0 +1,104 @@
+//! What the relay reports: broker state, lag, delivery errors (for readiness and `/metrics`).
+//! State changes are logged once, at warn level when the broker becomes unreachable.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+/// Metric: 1 when the last delivery attempt succeeded.
+pub const BROKER_UP: &str = "epr_kafka_broker_up";
+/// Metric: durable log messages not yet acknowledged by the broker.
+pub const LAG_MESSAGES: &str = "epr_kafka_relay_lag_messages";
+/// Metric: seconds since the relay was last caught up.
+pub const LAG_SECONDS: &str = "epr_kafka_relay_lag_seconds";
+/// Metric: failed delivery attempts.
+pub const DELIVERY_ERRORS: &str = "epr_kafka_delivery_errors_total";
+/// Metric: messages acknowledged by the broker.
+pub const DELIVERED: &str = "epr_kafka_messages_delivered_total";
+/// Metric: from an event's storage (its 2xx) to the broker's acknowledgement of its message.
+pub const END_TO_END: &str = "epr_kafka_end_to_end_seconds";
+
+/// Broker state: not yet reached.
+const CONNECTING: u8 = 0;
+/// Broker state: answering.
+const UP: u8 = 1;
+/// Broker state: failing.
+const DOWN: u8 = 2;
+
+/// Shared state of the relay.
+pub struct RelayStatus {
+    broker: AtomicU8,
+    delivered_seq: AtomicU64,
+    caught_up_at: Mutex<Instant>,
+    last_error: Mutex<Option<String>>,
+}
+
+impl RelayStatus {
+    /// A relay that has delivered everything up to `cursor`, and not yet reached the broker.
+    pub fn new(cursor: u64) -> Self {
+        metrics::gauge!(BROKER_UP).set(0.0);
+        RelayStatus {
+            broker: AtomicU8::new(CONNECTING),
+            delivered_seq: AtomicU64::new(cursor),
+            caught_up_at: Mutex::new(Instant::now()),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// Everything up to `seq` is acknowledged; `caught_up` when nothing more is durable.
+    pub fn delivered(&self, seq: u64, caught_up: bool) {
+        self.delivered_seq.store(seq, Ordering::Relaxed);
+        if caught_up {
+            *self.caught_up_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        }
+    }
+
+    /// The broker answered.
+    pub fn reachable(&self) {
+        if self.broker.swap(UP, Ordering::Relaxed) != UP {
+            tracing::info!("Kafka broker reachable; relaying");
+        }
+        metrics::gauge!(BROKER_UP).set(1.0);
+    }
+
+    /// A delivery attempt failed with `error`.
+    pub fn failed(&self, error: &str) {
+        metrics::counter!(DELIVERY_ERRORS).increment(1);
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_owned());
+        if self.broker.swap(DOWN, Ordering::Relaxed) != DOWN {
+            tracing::warn!(%error, "Kafka delivery failing; events stay in the log and will be relayed when the broker is back");
+        }
+        metrics::gauge!(BROKER_UP).set(0.0);
+    }
+
+    /// The relay's state, given the last durable log sequence number; updates the lag gauges.
+    pub fn report(&self, durable: u64) -> Value {
+        let delivered = self.delivered_seq.load(Ordering::Relaxed);
+        let lag = durable.saturating_sub(delivered);
+        let seconds = if lag == 0 {
+            0.0
+        } else {
+            self.caught_up_at
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .elapsed()
+                .as_secs_f64()
+        };
+        metrics::gauge!(LAG_MESSAGES).set(lag as f64);
+        metrics::gauge!(LAG_SECONDS).set(seconds);
+        let broker = match self.broker.load(Ordering::Relaxed) {
+            UP => "ok",
+            DOWN => "unreachable",
+            _ => "connecting",
+        };
+        json!({
+            "broker": broker,
+            "delivered_sequence": delivered,
+            "lag_messages": lag,
+            "lag_seconds": seconds,
+            "last_error": *self.last_error.lock().unwrap_or_else(|e| e.into_inner()),
+        })
+    }
+}

@@ -1,0 +1,492 @@
+//! The Kafka relay against a real broker (Tansu): every message kind with EPR's value, CloudEvents
+//! headers and the NVRPP key; nothing lost while the broker is down, restarted, or the gateway is
+//! killed; oversized payloads become references.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message as _};
+use rdkafka::{Offset, TopicPartitionList};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use support::{event_body, Api, Broker, Gateway};
+
+const TOPIC: &str = "test.events";
+const PARTITIONS: i32 = 3;
+
+/// EPR's message, as its Go watcher decodes it.
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)] // every field is decoded to prove the shape; not every test reads each
+struct EprMessage {
+    success: bool,
+    id: String,
+    specversion: String,
+    #[serde(rename = "type")]
+    kind: String,
+    source: String,
+    api_version: String,
+    name: String,
+    version: String,
+    release: String,
+    platform_id: String,
+    package: String,
+    data: EprData,
+}
+
+#[derive(Debug, Deserialize)]
+struct EprData {
+    events: Option<Vec<Value>>,
+    event_receivers: Option<Vec<Value>>,
+    event_receiver_groups: Option<Vec<Value>>,
+}
+
+/// One consumed record.
+#[derive(Debug)]
+struct Consumed {
+    key: String,
+    headers: HashMap<String, String>,
+    value: Value,
+    message: EprMessage,
+}
+
+/// Records consumed so far, by a background consumer reading every partition from the start.
+#[derive(Clone, Default)]
+struct Collector(Arc<Mutex<Vec<Consumed>>>);
+
+impl Collector {
+    fn start(broker: &str) -> Collector {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", broker)
+            .set("group.id", "epr-tests")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .expect("consumer");
+        let mut partitions = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            partitions
+                .add_partition_offset(TOPIC, p, Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&partitions).expect("assign");
+        let collector = Collector::default();
+        let sink = collector.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok(m) = consumer.recv().await else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let value: Value =
+                    serde_json::from_slice(m.payload().unwrap_or_default()).expect("JSON value");
+                let message: EprMessage =
+                    serde_json::from_value(value.clone()).expect("EPR's message shape");
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_owned(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+                sink.0.lock().unwrap().push(Consumed {
+                    key,
+                    headers,
+                    value,
+                    message,
+                });
+            }
+        });
+        collector
+    }
+
+    /// Waits until `done` holds for what was consumed (at most `secs`), then returns a view.
+    async fn wait<T>(&self, secs: u64, what: &str, done: impl Fn(&[Consumed]) -> Option<T>) -> T {
+        for _ in 0..secs * 10 {
+            if let Some(t) = done(&self.0.lock().unwrap()) {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let n = self.0.lock().unwrap().len();
+        panic!("{what}: not there after {secs} s ({n} records consumed)");
+    }
+}
+
+fn kafka_env(broker: &Broker) -> Vec<(&'static str, String)> {
+    vec![
+        ("EPR_BROKERS", broker.address.clone()),
+        ("EPR_TOPIC", TOPIC.into()),
+        ("EPR_TOPIC_PARTITIONS", PARTITIONS.to_string()),
+    ]
+}
+
+async fn gateway(
+    broker: &Broker,
+    extra: &[(&'static str, String)],
+    dir: Option<&std::path::Path>,
+) -> Gateway {
+    let mut env = kafka_env(broker);
+    env.extend(extra.iter().cloned());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    match dir {
+        Some(dir) => Gateway::start_in(dir, &env).await,
+        None => Gateway::start_with(&env).await,
+    }
+}
+
+#[tokio::test]
+async fn every_message_kind_arrives_with_epr_value_cloudevents_headers_and_nvrpp_key() {
+    let broker = Broker::start().await;
+    let gw = gateway(&broker, &[], None).await;
+    let collector = Collector::start(&broker.address);
+    let r = gw.receiver("dev.build.finished").await;
+    let g = gw.group("dev.release.ready", &[&r]).await;
+    let e = gw.event(&r, "app", true).await;
+    let records = collector
+        .wait(30, "4 messages", |c| {
+            (c.len() >= 4).then(|| {
+                c.iter()
+                    .map(|r| (r.message.kind.clone(), r.message.id.clone()))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .await;
+    let kinds: BTreeSet<&str> = records.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "epr.event.receiver.created",
+            "epr.event.receiver.group.created",
+            "dev.build.finished",
+            "dev.release.ready"
+        ])
+    );
+    {
+        let all = collector.0.lock().unwrap();
+        check_records(&all, &e, &r, &g);
+    }
+    let (_, ready) = gw.get("/healthz/readiness").await;
+    assert_eq!(ready["kafka"]["broker"], "ok", "{ready}");
+}
+
+/// What every record, and the records of each kind, must hold.
+fn check_records(all: &[Consumed], e: &str, r: &str, g: &str) {
+    for c in all.iter() {
+        assert_eq!(c.headers["ce_specversion"], "1.0");
+        assert_eq!(c.headers["ce_id"], c.message.id);
+        assert_eq!(c.headers["ce_source"], "epr");
+        assert_eq!(c.headers["ce_type"], c.message.kind);
+        assert_eq!(c.headers["content-type"], "application/json");
+        assert!(c.headers["ce_time"].ends_with('Z'), "{:?}", c.headers);
+        assert_eq!(c.message.specversion, "1.0");
+        assert_eq!(c.message.api_version, "v1");
+        assert_eq!(
+            c.key,
+            format!(
+                "{}/{}/{}/{}/{}",
+                c.message.name,
+                c.message.version,
+                c.message.release,
+                c.message.platform_id,
+                c.message.package
+            )
+        );
+    }
+    let event = all
+        .iter()
+        .find(|c| c.message.kind == "dev.build.finished")
+        .unwrap();
+    assert_eq!(event.message.id, e);
+    assert_eq!(event.key, "app/1.0.0/2026.11/x86_64-linux/oci");
+    assert_eq!(event.message.data.events.as_ref().unwrap()[0]["id"], e);
+    assert_eq!(
+        event.message.data.event_receivers.as_ref().unwrap()[0]["id"],
+        r
+    );
+    let complete = all
+        .iter()
+        .find(|c| c.message.kind == "dev.release.ready")
+        .unwrap();
+    assert_eq!(complete.key, event.key, "a unit's messages share a key");
+    assert_ne!(
+        complete.message.id, e,
+        "group-complete messages have their own id"
+    );
+    assert_eq!(
+        complete
+            .message
+            .data
+            .event_receiver_groups
+            .as_ref()
+            .unwrap()[0]["id"],
+        g
+    );
+    let receiver = all
+        .iter()
+        .find(|c| c.message.kind == "epr.event.receiver.created")
+        .unwrap();
+    assert_eq!(receiver.message.package, "event.receiver");
+    assert!(receiver.message.success);
+}
+
+/// Posts `per_unit` events for each of `units` units, each unit's in order; returns the ids
+/// acknowledged per unit, in posting order.
+async fn post_units(
+    api: &Api,
+    receiver: &str,
+    units: usize,
+    per_unit: usize,
+) -> BTreeMap<String, Vec<String>> {
+    let tasks: Vec<_> = (0..units)
+        .map(|u| {
+            let (api, receiver) = (api.clone(), receiver.to_owned());
+            tokio::spawn(async move {
+                let unit = format!("unit-{u}");
+                let mut ids = Vec::new();
+                for i in 0..per_unit {
+                    let (status, answer) = api
+                        .post(
+                            "/api/v1/events",
+                            &event_body(&receiver, &unit, true, json!({"i": i})),
+                        )
+                        .await;
+                    assert_eq!(status, StatusCode::OK, "{answer}");
+                    ids.push(answer["data"].as_str().unwrap().to_owned());
+                }
+                (unit, ids)
+            })
+        })
+        .collect();
+    let mut acked = BTreeMap::new();
+    for t in tasks {
+        let (unit, ids) = t.await.unwrap();
+        acked.insert(unit, ids);
+    }
+    acked
+}
+
+#[tokio::test]
+async fn events_taken_while_the_broker_is_down_all_arrive_in_order_per_key() {
+    let mut broker = Broker::not_started();
+    let gw = gateway(&broker, &[], None).await;
+    let receiver = gw.receiver("dev.offline").await;
+    let acked = post_units(&gw, &receiver, 10, 100).await;
+    assert_eq!(
+        acked.values().map(Vec::len).sum::<usize>(),
+        1000,
+        "all 1,000 answered 2xx with no broker"
+    );
+    let mut unreachable = false;
+    for _ in 0..100 {
+        let (status, ready) = gw.get("/healthz/readiness").await;
+        assert_eq!(status, StatusCode::OK, "still ready: events are kept");
+        if ready["kafka"]["broker"] == "unreachable" {
+            assert!(
+                ready["kafka"]["lag_messages"].as_u64().unwrap() >= 1000,
+                "{ready}"
+            );
+            unreachable = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(unreachable, "readiness reports the broker as unreachable");
+    let metrics = gw
+        .http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("epr_kafka_broker_up 0"), "{metrics}");
+
+    broker.restart().await;
+    let collector = Collector::start(&broker.address);
+    let consumed = collector
+        .wait(60, "1,000 event messages", |c| {
+            let events: Vec<(String, String)> = c
+                .iter()
+                .filter(|r| r.message.kind == "dev.offline")
+                .map(|r| (r.key.clone(), r.message.id.clone()))
+                .collect();
+            (events
+                .iter()
+                .map(|(_, id)| id)
+                .collect::<BTreeSet<_>>()
+                .len()
+                >= 1000)
+                .then_some(events)
+        })
+        .await;
+    for (unit, ids) in &acked {
+        let mut seen = Vec::new();
+        for (key, id) in &consumed {
+            if key.starts_with(&format!("{unit}/")) && !seen.contains(id) {
+                seen.push(id.clone());
+            }
+        }
+        assert_eq!(
+            &seen, ids,
+            "{unit}'s messages arrive in the order its events were stored"
+        );
+    }
+    let (_, ready) = gw.get("/healthz/readiness").await;
+    assert_eq!(ready["kafka"]["broker"], "ok", "{ready}");
+}
+
+/// Posts from 8 clients until the gateway stops answering or `stop` turns true; returns the
+/// acknowledged ids.
+async fn post_load(
+    api: Api,
+    receiver: String,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<String> {
+    let posts = (0..8).map(|t| {
+        let (api, receiver, stop) = (api.clone(), receiver.clone(), stop.clone());
+        async move {
+            let mut acked = Vec::new();
+            for i in 0.. {
+                if *stop.borrow() {
+                    break;
+                }
+                let body = event_body(&receiver, &format!("unit-{t}"), true, json!({"i": i}));
+                let Ok(r) = api
+                    .http
+                    .post(api.url("/api/v1/events"))
+                    .json(&body)
+                    .send()
+                    .await
+                else {
+                    break;
+                };
+                if r.status() != StatusCode::OK {
+                    break;
+                }
+                let Ok(answer) = r.json::<Value>().await else {
+                    break;
+                };
+                acked.push(answer["data"].as_str().unwrap().to_owned());
+            }
+            acked
+        }
+    });
+    futures::future::join_all(posts).await.concat()
+}
+
+/// Waits until `collector` has every id of `wanted` as a `dev.chaos` message; returns
+/// (distinct, duplicates) among those messages.
+async fn delivered(collector: &Collector, wanted: &[String], what: &str) -> (usize, usize) {
+    let wanted: BTreeSet<&String> = wanted.iter().collect();
+    collector
+        .wait(90, what, |c| {
+            let ids: Vec<&String> = c
+                .iter()
+                .filter(|r| r.message.kind == "dev.chaos")
+                .map(|r| &r.message.id)
+                .collect();
+            let unique: BTreeSet<&String> = ids.iter().copied().collect();
+            wanted
+                .is_subset(&unique)
+                .then(|| (unique.len(), ids.len() - unique.len()))
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_and_a_gateway_kill_lose_no_acknowledged_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut broker = Broker::start().await;
+    let mut gw = gateway(&broker, &[], Some(&dir)).await;
+    let receiver = gw.receiver("dev.chaos").await;
+
+    // 1. load, then the broker restarts (in memory: it comes back empty) while the load goes on
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let load = tokio::spawn(post_load(gw.api.clone(), receiver.clone(), stop.clone()));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    broker.restart().await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop_tx.send_replace(true);
+    let before_kill_phase = load.await.unwrap();
+    let collector = Collector::start(&broker.address);
+    // what was acknowledged after the restart is in the new broker's topic
+    let (_, _) = collector
+        .wait(60, "messages after the broker restart", |c| {
+            (c.iter().filter(|r| r.message.kind == "dev.chaos").count() > 0).then_some((0, 0))
+        })
+        .await;
+
+    // 2. load, and the gateway is killed mid-stream; restarted, it relays what it acknowledged
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let load = tokio::spawn(post_load(gw.api.clone(), receiver.clone(), stop));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    gw.kill9().await;
+    let acked = load.await.unwrap();
+    assert!(
+        acked.len() > 50 && before_kill_phase.len() > 50,
+        "{} and {} acknowledged",
+        before_kill_phase.len(),
+        acked.len()
+    );
+    let _gw = gateway(&broker, &[], Some(&dir)).await;
+    let (distinct, duplicates) = delivered(
+        &collector,
+        &acked,
+        "every event acknowledged before the kill",
+    )
+    .await;
+    println!(
+        "broker restart, then kill -9 under load: {} acknowledged before the kill, all delivered; {distinct} distinct messages, {duplicates} duplicates",
+        acked.len()
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_payload_is_relayed_as_a_reference() {
+    let broker = Broker::start().await;
+    let gw = gateway(
+        &broker,
+        &[
+            ("EPR_MAX_BODY_BYTES", (8 << 20).to_string()),
+            ("EPR_PUBLIC_URL", "https://epr.example.com".into()),
+        ],
+        None,
+    )
+    .await;
+    let collector = Collector::start(&broker.address);
+    let receiver = gw.receiver("dev.sbom").await;
+    let sbom = json!({"bomFormat": "CycloneDX", "components": "x".repeat(3 << 20)});
+    let id = gw
+        .create("/api/v1/events", &event_body(&receiver, "app", true, sbom))
+        .await;
+    let record = collector
+        .wait(30, "the SBOM's message", |c| {
+            c.iter()
+                .find(|r| r.message.id == id)
+                .map(|r| (r.value.clone(), r.headers.clone()))
+        })
+        .await;
+    let reference = format!("https://epr.example.com/api/v1/events/{id}");
+    assert_eq!(record.0["payload_ref"], reference);
+    assert_eq!(record.0["data"]["events"][0]["payload"], Value::Null);
+    assert_eq!(record.0["data"]["events"][0]["id"], id);
+    assert_eq!(record.1["epr_payload_ref"], reference);
+    let (status, _) = gw.get(&format!("/api/v1/events/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "the reference resolves");
+}
