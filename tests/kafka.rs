@@ -131,6 +131,8 @@ fn kafka_env(broker: &Broker) -> Vec<(&'static str, String)> {
         ("EPR_BROKERS", broker.address.clone()),
         ("EPR_TOPIC", TOPIC.into()),
         ("EPR_TOPIC_PARTITIONS", PARTITIONS.to_string()),
+        // librdkafka passthrough: retry sooner than the default 10 s after a broker restart
+        ("EPR_KAFKA_MESSAGE_TIMEOUT_MS", "3000".into()),
     ]
 }
 
@@ -305,15 +307,7 @@ async fn events_taken_while_the_broker_is_down_all_arrive_in_order_per_key() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(unreachable, "readiness reports the broker as unreachable");
-    let metrics = gw
-        .http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics().await;
     assert!(metrics.contains("epr_kafka_broker_up 0"), "{metrics}");
 
     broker.restart().await;
@@ -350,45 +344,6 @@ async fn events_taken_while_the_broker_is_down_all_arrive_in_order_per_key() {
     assert_eq!(ready["kafka"]["broker"], "ok", "{ready}");
 }
 
-/// Posts from 8 clients until the gateway stops answering or `stop` turns true; returns the
-/// acknowledged ids.
-async fn post_load(
-    api: Api,
-    receiver: String,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> Vec<String> {
-    let posts = (0..8).map(|t| {
-        let (api, receiver, stop) = (api.clone(), receiver.clone(), stop.clone());
-        async move {
-            let mut acked = Vec::new();
-            for i in 0.. {
-                if *stop.borrow() {
-                    break;
-                }
-                let body = event_body(&receiver, &format!("unit-{t}"), true, json!({"i": i}));
-                let Ok(r) = api
-                    .http
-                    .post(api.url("/api/v1/events"))
-                    .json(&body)
-                    .send()
-                    .await
-                else {
-                    break;
-                };
-                if r.status() != StatusCode::OK {
-                    break;
-                }
-                let Ok(answer) = r.json::<Value>().await else {
-                    break;
-                };
-                acked.push(answer["data"].as_str().unwrap().to_owned());
-            }
-            acked
-        }
-    });
-    futures::future::join_all(posts).await.concat()
-}
-
 /// Waits until `collector` has every id of `wanted` as a `dev.chaos` message; returns
 /// (distinct, duplicates) among those messages.
 async fn delivered(collector: &Collector, wanted: &[String], what: &str) -> (usize, usize) {
@@ -418,7 +373,10 @@ async fn a_broker_restart_and_a_gateway_kill_lose_no_acknowledged_message() {
 
     // 1. load, then the broker restarts (in memory: it comes back empty) while the load goes on
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let load = tokio::spawn(post_load(gw.api.clone(), receiver.clone(), stop.clone()));
+    let load = {
+        let (api, receiver) = (gw.api.clone(), receiver.clone());
+        tokio::spawn(async move { api.post_load(&receiver, 8, |_| true, stop).await })
+    };
     tokio::time::sleep(Duration::from_millis(700)).await;
     broker.restart().await;
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -434,7 +392,10 @@ async fn a_broker_restart_and_a_gateway_kill_lose_no_acknowledged_message() {
 
     // 2. load, and the gateway is killed mid-stream; restarted, it relays what it acknowledged
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let load = tokio::spawn(post_load(gw.api.clone(), receiver.clone(), stop));
+    let load = {
+        let (api, receiver) = (gw.api.clone(), receiver.clone());
+        tokio::spawn(async move { api.post_load(&receiver, 8, |_| true, stop).await })
+    };
     tokio::time::sleep(Duration::from_millis(1000)).await;
     gw.kill9().await;
     let acked = load.await.unwrap();
@@ -445,6 +406,8 @@ async fn a_broker_restart_and_a_gateway_kill_lose_no_acknowledged_message() {
         acked.len()
     );
     let _gw = gateway(&broker, &[], Some(&dir)).await;
+    // a fresh consumer, from the start of the (restarted) broker's topic
+    let collector = Collector::start(&broker.address);
     let (distinct, duplicates) = delivered(
         &collector,
         &acked,

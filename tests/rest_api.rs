@@ -262,15 +262,7 @@ async fn event_errors_are_epr_messages_and_store_nothing() {
     );
     assert_eq!(stored(&gw).await, before, "refused events change nothing");
 
-    let text = gw
-        .http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics().await;
     assert!(text.contains("epr_validation_failures_total 1"), "{text}");
 }
 
@@ -485,15 +477,7 @@ async fn health_checks_and_metrics_report_real_state() {
     gw.event(&r, "app", true).await;
     let (_, status) = gw.get("/healthz/status").await;
     assert_eq!(status["log"]["last_sequence"], 3);
-    let text = gw
-        .http
-        .get(gw.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics().await;
     for needle in [
         "epr_events_stored_total 2",
         "epr_log_length 3",

@@ -160,6 +160,64 @@ impl Api {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics");
+        response.text().await.expect("metrics text")
+    }
+
+    /// Posts events about `unit-<t>` from `tasks` concurrent clients (event `i` of a client has
+    /// `success(i)`) until the gateway stops answering 200 or `stop` turns true; returns the
+    /// acknowledged ids.
+    pub async fn post_load(
+        &self,
+        receiver: &str,
+        tasks: usize,
+        success: fn(usize) -> bool,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Vec<String> {
+        let posts = (0..tasks).map(|t| {
+            let stop = stop.clone();
+            async move {
+                let mut acked = Vec::new();
+                for i in 0.. {
+                    if *stop.borrow() {
+                        break;
+                    }
+                    let body = event_body(
+                        receiver,
+                        &format!("unit-{t}"),
+                        success(i),
+                        json!({"i": i, "t": t}),
+                    );
+                    let Ok(response) = self
+                        .http
+                        .post(self.url("/api/v1/events"))
+                        .json(&body)
+                        .send()
+                        .await
+                    else {
+                        break;
+                    };
+                    if response.status() != StatusCode::OK {
+                        break;
+                    }
+                    let Ok(answer) = response.json::<Value>().await else {
+                        break;
+                    };
+                    acked.push(answer["data"].as_str().expect("id").to_owned());
+                }
+                acked
+            }
+        });
+        futures::future::join_all(posts).await.concat()
+    }
+
     /// GET `path`.
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.call(Method::GET, path, None, None).await

@@ -24,8 +24,9 @@ use crate::registry::Registry;
 const BATCH: usize = 1000;
 /// Setting key of the relay's durable cursor.
 const CURSOR: &str = "cursor/kafka";
-/// Failed batches in a row after which the producer is recreated.
-const PRODUCER_RESET_AFTER: u32 = 2;
+/// Failed batches in a row after which the producer is recreated (cheap; a broker that is
+/// simply down makes every batch fail anyway).
+const PRODUCER_RESET_AFTER: u32 = 1;
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
