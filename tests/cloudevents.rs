@@ -9,6 +9,12 @@ use support::{error_of, Gateway};
 
 const STRUCTURED: (&str, &str) = ("content-type", "application/cloudevents+json");
 
+/// POSTs a structured-mode CloudEvent to `/api/v1/cloudevents`.
+async fn post_structured(gw: &Gateway, body: &str) -> (StatusCode, Value) {
+    gw.post_with("/api/v1/cloudevents", &[STRUCTURED], body)
+        .await
+}
+
 fn structured(id: &str, kind: &str, extra: Value) -> String {
     let mut event = json!({"specversion": "1.0", "id": id, "source": "/ci/pipeline", "type": kind,
         "time": "2026-11-23T10:00:00Z", "datacontenttype": "application/json", "data": {"commit": "abc1234"}});
@@ -35,9 +41,7 @@ async fn structured_mode_stores_the_event_with_its_nvrpp_from_extensions() {
         json!({"eprname": "app", "eprversion": "2.0.1",
         "eprrelease": "r7", "eprplatformid": "linux", "eprpackage": "oci", "eprsuccess": "false"}),
     );
-    let (status, answer) = gw
-        .post_with("/api/v1/cloudevents", &[STRUCTURED], &body)
-        .await;
+    let (status, answer) = post_structured(&gw, &body).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let event = stored_event(&gw, answer["data"].as_str().unwrap()).await;
     assert_eq!(event["event_receiver_id"], receiver);
@@ -60,13 +64,11 @@ async fn structured_mode_stores_the_event_with_its_nvrpp_from_extensions() {
     assert_eq!(event["payload"]["data"], json!({"commit": "abc1234"}));
 
     // without extensions: the documented defaults
-    let (_, answer) = gw
-        .post_with(
-            "/api/v1/cloudevents",
-            &[STRUCTURED],
-            &structured("b-2", "dev.build.finished", json!({"subject": "app"})),
-        )
-        .await;
+    let (_, answer) = post_structured(
+        &gw,
+        &structured("b-2", "dev.build.finished", json!({"subject": "app"})),
+    )
+    .await;
     let event = stored_event(&gw, answer["data"].as_str().unwrap()).await;
     let nvrpp: Vec<&Value> = [
         "name",
@@ -170,9 +172,7 @@ async fn every_required_attribute_failure_is_a_400_naming_it_and_stores_nothing(
         (with("nested", json!({"a": 1})), "nested"),
     ];
     for (body, attribute) in cases {
-        let (status, answer) = gw
-            .post_with("/api/v1/cloudevents", &[STRUCTURED], &body)
-            .await;
+        let (status, answer) = post_structured(&gw, &body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         let message = error_of(&answer);
         assert!(
@@ -219,41 +219,26 @@ async fn the_same_source_and_id_is_stored_once() {
     let gw = Gateway::start().await;
     gw.receiver("dev.x").await;
     let body = structured("dup-1", "dev.x", json!({}));
-    let (first, a) = gw
-        .post_with("/api/v1/cloudevents", &[STRUCTURED], &body)
-        .await;
-    let (second, b) = gw
-        .post_with("/api/v1/cloudevents", &[STRUCTURED], &body)
-        .await;
+    let (first, a) = post_structured(&gw, &body).await;
+    let (second, b) = post_structured(&gw, &body).await;
     assert_eq!((first, second), (StatusCode::CREATED, StatusCode::OK));
     assert_eq!(a["data"], b["data"]);
     // same id from another source is another event
     let other = structured("dup-1", "dev.x", json!({"source": "/elsewhere"}));
-    let (status, c) = gw
-        .post_with("/api/v1/cloudevents", &[STRUCTURED], &other)
-        .await;
+    let (status, c) = post_structured(&gw, &other).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_ne!(a["data"], c["data"]);
     let (_, events) = gw.get("/api/v1/events").await;
     assert_eq!(events["data"].as_array().unwrap().len(), 2);
     assert_eq!(gw.last_sequence().await, 3, "receiver + two events");
     // duplicates answered together (one writer batch holding no write) leave the store working
-    let again = futures::future::join_all(
-        (0..8).map(|_| gw.post_with("/api/v1/cloudevents", &[STRUCTURED], &body)),
-    )
-    .await;
+    let again = futures::future::join_all((0..8).map(|_| post_structured(&gw, &body))).await;
     assert!(again
         .iter()
         .all(|(s, b)| *s == StatusCode::OK && b["data"] == a["data"]));
     let (status, _) = gw.get("/healthz/readiness").await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = gw
-        .post_with(
-            "/api/v1/cloudevents",
-            &[STRUCTURED],
-            &structured("dup-2", "dev.x", json!({})),
-        )
-        .await;
+    let (status, _) = post_structured(&gw, &structured("dup-2", "dev.x", json!({}))).await;
     assert_eq!(status, StatusCode::CREATED);
 }
 
@@ -314,13 +299,7 @@ async fn routing_by_type_by_explicit_receiver_and_on_the_fly() {
             &support::receiver_body("dev.shared", json!({"type": "object"})),
         )
         .await;
-    let (status, answer) = gw
-        .post_with(
-            "/api/v1/cloudevents",
-            &[STRUCTURED],
-            &structured("1", "dev.shared", json!({})),
-        )
-        .await;
+    let (status, answer) = post_structured(&gw, &structured("1", "dev.shared", json!({}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let message = error_of(&answer);
     assert!(
@@ -329,13 +308,11 @@ async fn routing_by_type_by_explicit_receiver_and_on_the_fly() {
             && message.contains(&a2),
         "{message}"
     );
-    let (status, answer) = gw
-        .post_with(
-            "/api/v1/cloudevents",
-            &[STRUCTURED],
-            &structured("1", "dev.shared", json!({"eprreceiverid": a2})),
-        )
-        .await;
+    let (status, answer) = post_structured(
+        &gw,
+        &structured("1", "dev.shared", json!({"eprreceiverid": a2})),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     assert_eq!(
         stored_event(&gw, answer["data"].as_str().unwrap()).await["event_receiver_id"],
@@ -351,42 +328,23 @@ async fn routing_by_type_by_explicit_receiver_and_on_the_fly() {
         .await;
     let no_data =
         json!({"specversion": "1.0", "id": "n", "source": "/s", "type": "dev.strict"}).to_string();
-    let (status, answer) = gw
-        .post_with("/api/v1/cloudevents", &[STRUCTURED], &no_data)
-        .await;
+    let (status, answer) = post_structured(&gw, &no_data).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         error_of(&answer).contains("did not match event receiver schema"),
         "{answer} for {strict}"
     );
 
-    let (status, answer) = gw
-        .post_with(
-            "/api/v1/cloudevents",
-            &[STRUCTURED],
-            &structured("new-1", "dev.new", json!({})),
-        )
-        .await;
+    let (status, answer) = post_structured(&gw, &structured("new-1", "dev.new", json!({}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(error_of(&answer).contains("no receiver has type dev.new"));
 
     let auto = Gateway::start_with(&[("EPR_AUTO_RECEIVERS", "true")]).await;
-    let (status, answer) = auto
-        .post_with(
-            "/api/v1/cloudevents",
-            &[STRUCTURED],
-            &structured("1", "dev.new", json!({})),
-        )
-        .await;
+    let (status, answer) = post_structured(&auto, &structured("1", "dev.new", json!({}))).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let (_, receivers) = auto.get("/api/v1/receivers?type=dev.new").await;
     assert_eq!(receivers["data"].as_array().unwrap().len(), 1);
-    auto.post_with(
-        "/api/v1/cloudevents",
-        &[STRUCTURED],
-        &structured("2", "dev.new", json!({})),
-    )
-    .await;
+    post_structured(&auto, &structured("2", "dev.new", json!({}))).await;
     let (_, receivers) = auto.get("/api/v1/receivers?type=dev.new").await;
     assert_eq!(
         receivers["data"].as_array().unwrap().len(),
@@ -430,9 +388,7 @@ async fn the_ingest_token_guards_cloudevents() {
     let gw = Gateway::start_with(&[("EPR_INGEST_TOKEN", "in-secret")]).await;
     gw.receiver("dev.x").await;
     let body = structured("1", "dev.x", json!({}));
-    let (status, _) = gw
-        .post_with("/api/v1/cloudevents", &[STRUCTURED], &body)
-        .await;
+    let (status, _) = post_structured(&gw, &body).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = gw
         .post_with(

@@ -41,6 +41,11 @@ async fn post(
     api.post_with(path, &headers, body).await
 }
 
+/// POSTs a raw CDEvent to the built-in source.
+async fn post_cdevent(gw: &Gateway, body: &str) -> (StatusCode, Value) {
+    post(gw, "/webhook/000-cdevents", &[], body).await
+}
+
 async fn event(gw: &Gateway, id: &Value) -> Value {
     let (status, answer) = gw
         .get(&format!("/api/v1/events/{}", id.as_str().unwrap()))
@@ -98,7 +103,7 @@ async fn cdevents_of_every_spec_version_and_several_subjects_are_stored() {
                 &format!("{spec}-{subject}"),
                 content.clone(),
             );
-            let (status, answer) = post(&gw, "/webhook/000-cdevents", &[], &body.to_string()).await;
+            let (status, answer) = post_cdevent(&gw, &body.to_string()).await;
             assert_eq!(
                 status,
                 StatusCode::CREATED,
@@ -128,7 +133,7 @@ async fn cdevents_of_every_spec_version_and_several_subjects_are_stored() {
     );
     // a second event of a known type reuses its receiver
     let again = cdevent("0.5.0", "build", "finished", "0.3.0", "another", json!({}));
-    let (status, _) = post(&gw, "/webhook/000-cdevents", &[], &again.to_string()).await;
+    let (status, _) = post_cdevent(&gw, &again.to_string()).await;
     assert_eq!(status, StatusCode::CREATED);
     let (_, receivers) = gw
         .get("/api/v1/receivers?type=dev.cdevents.build.finished.0.3.0")
@@ -148,7 +153,7 @@ async fn invalid_cdevents_are_refused_naming_the_field() {
         "x",
         json!({"outcome": "pass"}),
     );
-    let (status, answer) = post(&gw, "/webhook/000-cdevents", &[], &pass.to_string()).await;
+    let (status, answer) = post_cdevent(&gw, &pass.to_string()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         error_of(&answer).starts_with(
@@ -188,11 +193,11 @@ async fn invalid_cdevents_are_refused_naming_the_field() {
         (json!([1, 2]), "context"),
     ];
     for (body, field) in cases {
-        let (status, answer) = post(&gw, "/webhook/000-cdevents", &[], &body.to_string()).await;
+        let (status, answer) = post_cdevent(&gw, &body.to_string()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert!(error_of(&answer).contains(field), "{body}: {answer}");
     }
-    let (status, answer) = post(&gw, "/webhook/000-cdevents", &[], "not json").await;
+    let (status, answer) = post_cdevent(&gw, "not json").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     let (status, _) = post(&gw, "/webhook/no-such-source", &[], "{}").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -202,7 +207,7 @@ async fn invalid_cdevents_are_refused_naming_the_field() {
     let custom = json!({"context": {"specversion": "0.5.0", "id": "c1", "source": "/probe",
         "type": "dev.cdeventsx.probes-ping.done.0.1.0", "timestamp": "2026-11-23T10:00:00Z"},
         "subject": {"id": "p", "content": {"anything": [1, 2]}}});
-    let (status, answer) = post(&gw, "/webhook/000-cdevents", &[], &custom.to_string()).await;
+    let (status, answer) = post_cdevent(&gw, &custom.to_string()).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
 }
 
@@ -218,8 +223,8 @@ async fn a_cdevent_without_id_gets_a_content_id_and_a_resubmission_is_a_duplicat
         json!({"artifactId": "pkg:oci/app"}),
     )
     .to_string();
-    let (first, a) = post(&gw, "/webhook/000-cdevents", &[], &body).await;
-    let (second, b) = post(&gw, "/webhook/000-cdevents", &[], &body).await;
+    let (first, a) = post_cdevent(&gw, &body).await;
+    let (second, b) = post_cdevent(&gw, &body).await;
     assert_eq!((first, second), (StatusCode::CREATED, StatusCode::OK));
     assert_eq!(a["data"], b["data"]);
     let e = event(&gw, &a["data"]).await;
@@ -238,7 +243,7 @@ async fn a_cdevent_without_id_gets_a_content_id_and_a_resubmission_is_a_duplicat
         json!({"artifactId": "pkg:oci/app"}),
     );
     missing["context"].as_object_mut().unwrap().remove("id");
-    let (status, c) = post(&gw, "/webhook/000-cdevents", &[], &missing.to_string()).await;
+    let (status, c) = post_cdevent(&gw, &missing.to_string()).await;
     assert_eq!(
         (status, &c["data"]),
         (StatusCode::OK, &a["data"]),
