@@ -63,8 +63,12 @@ impl Gateway {
         let mut child = Command::new(binary())
             .args(["serve", "--port", "0", "--data-dir"])
             .arg(dir)
+            // EPR_TEST_LOG=debug shows the gateways' logs when a test needs looking into
+            .env(
+                "EPR_LOG",
+                std::env::var("EPR_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .envs(env.iter().copied())
-            .env("EPR_LOG", "warn")
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -433,6 +437,23 @@ impl Broker {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("tansu did not listen on {}", self.address);
+    }
+
+    /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) the broker: a broker that hangs, then recovers
+    /// with everything it had.
+    pub fn freeze(&self, frozen: bool) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(|c| c.id())
+            .expect("broker running");
+        let signal = if frozen {
+            nix::sys::signal::Signal::SIGSTOP
+        } else {
+            nix::sys::signal::Signal::SIGCONT
+        };
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)
+            .expect("signal sent to the broker");
     }
 
     /// Kills the broker.

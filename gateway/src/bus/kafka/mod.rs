@@ -47,6 +47,9 @@ impl KafkaConfig {
             .set("acks", "all")
             .set("compression.type", "lz4")
             .set("linger.ms", "5")
+            // the relay creates the topic itself, with the configured partition count; a broker
+            // that auto-creates it on the first produce would pick its own count
+            .set("allow.auto.create.topics", "false")
             .set(
                 "message.timeout.ms",
                 MESSAGE_TIMEOUT.as_millis().to_string(),
