@@ -38,6 +38,9 @@ pub struct Registry {
     /// Receiver ids by type, so that routing by type reads no storage on the request path
     /// (receivers are never changed or deleted; a type missing here is looked up in the store).
     types: RwLock<HashMap<String, Vec<String>>>,
+    /// Receivers by id, filled as they are read: receivers never change, and every log
+    /// message about an event carries its receiver.
+    receivers: RwLock<HashMap<String, Arc<Receiver>>>,
 }
 
 impl Registry {
@@ -47,6 +50,7 @@ impl Registry {
             store,
             schemas: SchemaCache::default(),
             types: RwLock::new(HashMap::new()),
+            receivers: RwLock::new(HashMap::new()),
         };
         let mut page = Page {
             limit: query::MAX_LIMIT,
@@ -285,9 +289,30 @@ impl Registry {
 
     /// A receiver by id.
     pub fn receiver(&self, id: &str) -> Result<Receiver, RegistryError> {
-        self.store
-            .receiver(id)?
-            .ok_or_else(|| not_found(ObjectKind::Receiver, id))
+        Ok(self.shared_receiver(id)?.as_ref().clone())
+    }
+
+    /// A receiver by id, from the cache when it was read before.
+    fn shared_receiver(&self, id: &str) -> Result<Arc<Receiver>, RegistryError> {
+        let cached = self
+            .receivers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned();
+        if let Some(receiver) = cached {
+            return Ok(receiver);
+        }
+        let receiver = Arc::new(
+            self.store
+                .receiver(id)?
+                .ok_or_else(|| not_found(ObjectKind::Receiver, id))?,
+        );
+        self.receivers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned(), receiver.clone());
+        Ok(receiver)
     }
 
     /// An event by id, with its receiver.
@@ -342,8 +367,12 @@ impl Registry {
         match entry {
             LogEntry::Message(message) => Ok(*message),
             LogEntry::EventCreated { event_id } => {
-                let found = self.event(&event_id)?;
-                Ok(Message::event_created(&found.event, &found.receiver))
+                let event = self
+                    .store
+                    .event(&event_id)?
+                    .ok_or_else(|| not_found(ObjectKind::Event, &event_id))?;
+                let receiver = self.shared_receiver(&event.event_receiver_id)?;
+                Ok(Message::event_created(&event, &receiver))
             }
         }
     }

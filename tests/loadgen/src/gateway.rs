@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -16,13 +17,15 @@ pub struct Spawned {
 }
 
 impl Spawned {
-    /// Starts `bin serve` on port 0 and waits for the address it prints.
-    pub async fn start(bin: &Path) -> anyhow::Result<Self> {
+    /// Starts `bin serve` on port 0 with the extra environment `env` and waits for the address
+    /// it prints.
+    pub async fn start(bin: &Path, env: &[(&str, String)]) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("epr-loadgen-").tempdir()?;
         let mut child = Command::new(bin)
             .args(["serve", "--port", "0", "--data-dir"])
             .arg(dir.path().join("data"))
             .env("EPR_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -44,6 +47,32 @@ impl Spawned {
             dir,
             _child: child,
         })
+    }
+
+    /// CPU time (user + system) the process has used so far.
+    pub fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let pid = self
+            ._child
+            .id()
+            .ok_or_else(|| anyhow!("the gateway has exited"))?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // fields after the command name, which is in parentheses and may hold spaces
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        let ticks = |i: usize| -> anyhow::Result<u64> {
+            Ok(fields
+                .get(i)
+                .ok_or_else(|| anyhow!("short /proc/{pid}/stat"))?
+                .parse()?)
+        };
+        // utime and stime are fields 14 and 15 of stat(5), 12 and 13 after the name
+        let total = ticks(11)? + ticks(12)?;
+        // SAFETY: sysconf has no preconditions
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Ok(Duration::from_secs_f64(total as f64 / per_second as f64))
     }
 
     /// Its data directory.

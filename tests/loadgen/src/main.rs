@@ -1,8 +1,11 @@
 //! epr-loadgen: posts EPR events to an epr-gateway over keep-alive connections and reports
 //! throughput, latency percentiles and bytes on disk per event, beside a baseline run in the
-//! same command (a no-op `GET /healthz/liveness` at the same concurrency).
+//! same command (a no-op `GET /healthz/liveness` at the same concurrency). With `--brokers`, a
+//! second gateway relays to Kafka and the relay's throughput, end-to-end latency and CPU cost are
+//! reported beside the gateway without a broker.
 
 mod gateway;
+mod relay;
 mod report;
 mod workload;
 
@@ -12,6 +15,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Parser;
 
+use gateway::Spawned;
 use report::Phase;
 use workload::{Request, Target};
 
@@ -20,6 +24,10 @@ use workload::{Request, Target};
 /// Example (builds nothing; start from a release build of the gateway):
 ///   cargo build --release -p epr-gateway
 ///   cargo run --release -p epr-loadgen -- --spawn target/release/epr-gateway -c 1 -c 64 --cdevents
+///
+/// With a Kafka broker (here Tansu, as the tests use it):
+///   tansu broker --listener-url tcp://127.0.0.1:9092 --advertised-listener-url tcp://127.0.0.1:9092 &
+///   epr-loadgen --spawn target/release/epr-gateway --brokers 127.0.0.1:9092 -c 64
 #[derive(Parser)]
 #[command(name = "epr-loadgen", version, about, verbatim_doc_comment)]
 struct Args {
@@ -41,6 +49,12 @@ struct Args {
     #[arg(short = 'c', long = "concurrency", default_values_t = [64])]
     concurrency: Vec<usize>,
 
+    /// Requests per second to send in each phase (all connections together); without it, each
+    /// connection sends its next request as soon as the previous one is answered. A fixed rate
+    /// compares CPU per event at the same load.
+    #[arg(short, long)]
+    rate: Option<f64>,
+
     /// Seconds each phase runs.
     #[arg(short, long, default_value_t = 10.0)]
     duration: f64,
@@ -61,7 +75,16 @@ struct Args {
     /// Skip the baseline phases.
     #[arg(long)]
     no_baseline: bool,
+
+    /// Kafka bootstrap servers (needs --spawn): a second gateway relaying to a fresh topic
+    /// there is loaded after each EPR-event phase; reports events/s from POST to Kafka, the
+    /// end-to-end latency (event stored to message readable) and the relay's CPU per event.
+    #[arg(long, requires = "spawn")]
+    brokers: Option<String>,
 }
+
+/// The receiver type the load generator's events have.
+const KIND: &str = "dev.epr.loadgen";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -69,10 +92,19 @@ async fn main() -> anyhow::Result<()> {
     if args.concurrency.contains(&0) {
         bail!("--concurrency must be at least 1");
     }
+    if args.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
+        bail!("--rate must be a positive number of requests per second");
+    }
     let duration = Duration::from_secs_f64(args.duration);
     let spawned = match &args.spawn {
-        Some(bin) => Some(gateway::Spawned::start(bin).await?),
+        Some(bin) => Some(Spawned::start(bin, &[]).await?),
         None => None,
+    };
+    let relaying = match (&args.spawn, &args.brokers) {
+        (Some(bin), Some(brokers)) => {
+            Some(Relaying::start(bin, brokers, args.token.clone()).await?)
+        }
+        _ => None,
     };
     let (url, data_dir) = match &spawned {
         Some(g) => (g.url.clone(), Some(g.data_dir().to_owned())),
@@ -98,16 +130,28 @@ async fn main() -> anyhow::Result<()> {
             None
         } else {
             let result = target
-                .run(&Request::liveness(), concurrency, duration)
+                .run(&Request::liveness(), concurrency, duration, args.rate)
                 .await?;
             report::print(Phase::Baseline, concurrency, &result, None);
             Some(result)
         };
-        let result = target.run(&event, concurrency, duration).await?;
+        let cpu_before = spawned.as_ref().map(Spawned::cpu_time).transpose()?;
+        let result = target.run(&event, concurrency, duration, args.rate).await?;
         events_posted += result.ok;
         report::print(Phase::Events, concurrency, &result, baseline.as_ref());
+        let cpu_per_event = match (&spawned, cpu_before) {
+            (Some(g), Some(before)) => Some((g.cpu_time()? - before) / result.ok.max(1) as u32),
+            _ => None,
+        };
+        if let (Some(relaying), Some(cpu_per_event)) = (&relaying, cpu_per_event) {
+            relaying
+                .run(&args, concurrency, duration, &result, cpu_per_event)
+                .await?;
+        }
         if args.cdevents {
-            let cdevents = target.run(&cdevent, concurrency, duration).await?;
+            let cdevents = target
+                .run(&cdevent, concurrency, duration, args.rate)
+                .await?;
             events_posted += cdevents.ok;
             report::print(Phase::CdEvents, concurrency, &cdevents, baseline.as_ref());
             println!(
@@ -122,4 +166,89 @@ async fn main() -> anyhow::Result<()> {
         report::print_disk(&dir, events_posted)?;
     }
     Ok(())
+}
+
+/// A second gateway relaying to Kafka, its topic's reader, and the events it is sent.
+struct Relaying {
+    gateway: Spawned,
+    target: Target,
+    reader: relay::Reader,
+    receiver_id: String,
+}
+
+impl Relaying {
+    /// Starts a gateway relaying to a fresh topic on `brokers` and a reader of that topic.
+    async fn start(
+        bin: &std::path::Path,
+        brokers: &str,
+        token: Option<String>,
+    ) -> anyhow::Result<Self> {
+        let topic = format!("epr-loadgen-{}", ulid_like());
+        let env = [
+            ("EPR_BROKERS", brokers.to_owned()),
+            ("EPR_TOPIC", topic.clone()),
+        ];
+        let gateway = Spawned::start(bin, &env).await?;
+        let target = Target::connect(&gateway.url, token).await?;
+        relay::wait_connected(&target).await?;
+        let receiver_id = target.create_receiver().await?;
+        let reader = relay::Reader::start(brokers, &topic, KIND)?;
+        Ok(Relaying {
+            gateway,
+            target,
+            reader,
+            receiver_id,
+        })
+    }
+
+    /// Posts events for `duration`, waits until all reached Kafka and prints the figures beside
+    /// `without` (the same phase on the gateway without a broker, which used `cpu_without` per
+    /// event).
+    async fn run(
+        &self,
+        args: &Args,
+        concurrency: usize,
+        duration: Duration,
+        without: &workload::RunResult,
+        cpu_without: Duration,
+    ) -> anyhow::Result<()> {
+        let event = Request::event(&self.receiver_id, args.payload_bytes);
+        let already = self.reader.events();
+        self.reader.take_latency()?;
+        let cpu_before = self.gateway.cpu_time()?;
+        let started = std::time::Instant::now();
+        let result = self
+            .target
+            .run(&event, concurrency, duration, args.rate)
+            .await?;
+        let lag_at_end = relay::wait_drained(&self.target, Duration::from_secs(300)).await?;
+        let relayed_in = started.elapsed();
+        let cpu_per_event = (self.gateway.cpu_time()? - cpu_before) / result.ok.max(1) as u32;
+        // the reader may trail the broker's acknowledgement by a fetch
+        for _ in 0..100 {
+            if self.reader.events() - already >= result.ok {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        report::print(Phase::Relayed, concurrency, &result, None);
+        report::print_relay(&report::RelayFigures {
+            posted: result.ok,
+            read: self.reader.events() - already,
+            relayed_in,
+            lag_at_end,
+            latency_us: self.reader.take_latency()?,
+            rate_without: without.rate(),
+            cpu_per_event,
+            cpu_without,
+        });
+        Ok(())
+    }
+}
+
+/// A name unique to this run (time-based).
+fn ulid_like() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }

@@ -1,6 +1,9 @@
 //! Printing what was measured.
 
 use std::path::Path;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
 
 use crate::workload::RunResult;
 
@@ -13,6 +16,58 @@ pub enum Phase {
     Events,
     /// `POST /webhook/000-cdevents`, each durable before its answer.
     CdEvents,
+    /// `POST /api/v1/events` to a gateway relaying to Kafka.
+    Relayed,
+}
+
+/// What a relay phase measured.
+pub struct RelayFigures {
+    /// Events acknowledged to the client.
+    pub posted: u64,
+    /// Their messages read back from the topic.
+    pub read: u64,
+    /// From the first POST until the relay had no lag.
+    pub relayed_in: Duration,
+    /// Messages the relay still had to deliver when the load stopped.
+    pub lag_at_end: u64,
+    /// From each event's storage to its message being read from the broker.
+    pub latency_us: Histogram<u64>,
+    /// Events/s of the same phase on the gateway without a broker.
+    pub rate_without: f64,
+    /// Gateway CPU time per event, relaying.
+    pub cpu_per_event: Duration,
+    /// Gateway CPU time per event, without a broker.
+    pub cpu_without: Duration,
+}
+
+/// Prints the relay's figures: throughput to Kafka, end-to-end latency, CPU cost.
+pub fn print_relay(f: &RelayFigures) {
+    let to_kafka = f.posted as f64 / f.relayed_in.as_secs_f64();
+    let ms = |q: f64| f.latency_us.value_at_quantile(q) as f64 / 1000.0;
+    let added = f.cpu_per_event.as_secs_f64() - f.cpu_without.as_secs_f64();
+    println!(
+        "{:<28} {to_kafka:.0} events/s POST to Kafka ack ({:.2} of the rate without a broker); lag when the load stopped: {} messages; {} of {} messages read back",
+        "  relay",
+        to_kafka / f.rate_without,
+        f.lag_at_end,
+        f.read,
+        f.posted,
+    );
+    println!(
+        "{:<28} end to end (stored -> readable in Kafka): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "  relay",
+        ms(0.5),
+        ms(0.99),
+        f.latency_us.max() as f64 / 1000.0,
+    );
+    println!(
+        "{:<28} gateway CPU per event: {:.1} us relaying vs {:.1} us without a broker ({:.2}x): the relay adds {:.2} cores per 10,000 events/s",
+        "  relay",
+        f.cpu_per_event.as_secs_f64() * 1e6,
+        f.cpu_without.as_secs_f64() * 1e6,
+        f.cpu_per_event.as_secs_f64() / f.cpu_without.as_secs_f64().max(1e-9),
+        added * 10_000.0,
+    );
 }
 
 /// Prints the column titles.
@@ -29,6 +84,7 @@ pub fn print(phase: Phase, concurrency: usize, r: &RunResult, baseline: Option<&
         Phase::Baseline => "baseline GET /healthz/liveness",
         Phase::Events => "POST /api/v1/events (durable)",
         Phase::CdEvents => "POST /webhook CDEvent (durable)",
+        Phase::Relayed => "POST /api/v1/events + Kafka",
     };
     let rate = RunResult::rate;
     let ms = |q: f64| r.latency_us.value_at_quantile(q) as f64 / 1000.0;

@@ -184,6 +184,22 @@ impl Target {
             .ok_or_else(|| anyhow!("no receiver id in {answer}"))
     }
 
+    /// `GET path`, answered 200 with JSON.
+    pub async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
+        let request = Request {
+            method: Method::GET,
+            path: path.into(),
+            body: Bytes::new(),
+            numbered: false,
+        };
+        let mut conn = self.open().await?;
+        let (status, body) = self.send(&mut conn, &request).await?;
+        if status != StatusCode::OK {
+            bail!("GET {path} answered {status}");
+        }
+        serde_json::from_slice(&body).with_context(|| format!("GET {path}: not JSON"))
+    }
+
     async fn open(&self) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
         let stream = TcpStream::connect(&self.addr)
             .await
@@ -224,12 +240,14 @@ impl Target {
         Ok((status, body))
     }
 
-    /// Sends `request` from `concurrency` connections for `duration`.
+    /// Sends `request` from `concurrency` connections for `duration`, at most `rate` requests
+    /// per second in all when a rate is given (each connection then sends on a fixed schedule).
     pub async fn run(
         self: &Target,
         request: &Request,
         concurrency: usize,
         duration: Duration,
+        rate: Option<f64>,
     ) -> anyhow::Result<RunResult> {
         let mut conns = Vec::with_capacity(concurrency);
         for _ in 0..concurrency {
@@ -247,12 +265,21 @@ impl Target {
         let deadline = started + duration;
         let workers: Vec<_> = conns
             .into_iter()
-            .map(|mut conn| {
+            .enumerate()
+            .map(|(i, mut conn)| {
                 let (target, request) = (target.clone(), request.clone());
+                // with a rate: this connection's requests are `period` apart, staggered
+                let period = rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r));
+                let mut next =
+                    started + period.map_or(Duration::ZERO, |p| p * i as u32 / concurrency as u32);
                 tokio::spawn(async move {
                     let mut latency = Histogram::<u64>::new(3)?;
                     let (mut ok, mut failed) = (0u64, 0u64);
                     while Instant::now() < deadline {
+                        if let Some(period) = period {
+                            tokio::time::sleep_until(next.into()).await;
+                            next += period;
+                        }
                         let sent = Instant::now();
                         let n = target.counter.fetch_add(1, Ordering::Relaxed);
                         let (status, _) = target.send_numbered(&mut conn, &request, n).await?;
