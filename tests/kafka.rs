@@ -474,6 +474,44 @@ async fn a_broker_restarted_under_load_gets_every_message_it_had_not_acknowledge
 }
 
 #[tokio::test]
+async fn a_graceful_restart_relays_nothing_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let broker = Broker::start().await;
+    let mut gw = gateway(&broker, &[], Some(&dir)).await;
+    let receiver = gw.receiver("dev.restart").await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(gw.event(&receiver, &format!("unit-{i}"), true).await);
+    }
+    let collector = Collector::start(&broker.address);
+    delivered_once(&collector, &ids, "dev.restart").await;
+    assert!(gw.terminate().await.success());
+    let gw = gateway(&broker, &[], Some(&dir)).await;
+    ids.push(gw.event(&receiver, "after-restart", true).await);
+    delivered_once(&collector, &ids, "dev.restart").await;
+    // nothing more arrives later
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    delivered_once(&collector, &ids, "dev.restart").await;
+}
+
+/// Waits until the `kind` messages in `collector` are exactly `ids`, each once.
+async fn delivered_once(collector: &Collector, ids: &[String], kind: &str) {
+    let wanted: Vec<&String> = ids.iter().collect();
+    collector
+        .wait(30, &format!("{} messages, each once", ids.len()), |c| {
+            let mut seen: Vec<&String> = c
+                .iter()
+                .filter(|r| r.message.kind == kind)
+                .map(|r| &r.message.id)
+                .collect();
+            seen.sort();
+            (seen == wanted).then_some(())
+        })
+        .await;
+}
+
+#[tokio::test]
 async fn an_oversized_payload_is_relayed_as_a_reference() {
     let broker = Broker::start().await;
     let gw = gateway(

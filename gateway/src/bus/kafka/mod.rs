@@ -104,6 +104,55 @@ pub fn extra_properties(vars: impl Iterator<Item = (String, String)>) -> Vec<(St
 mod tests {
     use super::*;
 
+    fn config(extra: &[(&str, &str)]) -> KafkaConfig {
+        KafkaConfig {
+            brokers: "127.0.0.1:1".into(),
+            topic: "t".into(),
+            partitions: 1,
+            max_message_bytes: 1_000_000,
+            public_url: "http://gw".into(),
+            extra: extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn tls_and_sasl_settings_are_accepted_by_the_built_librdkafka() {
+        for (protocol, mechanism) in [
+            ("SSL", None),
+            ("SASL_SSL", Some("SCRAM-SHA-512")),
+            ("SASL_SSL", Some("SCRAM-SHA-256")),
+            ("SASL_SSL", Some("PLAIN")),
+            ("SASL_PLAINTEXT", Some("PLAIN")),
+        ] {
+            let mut extra = vec![
+                ("security.protocol", protocol),
+                ("ssl.endpoint.identification.algorithm", "https"),
+            ];
+            if let Some(mechanism) = mechanism {
+                extra.extend([
+                    ("sasl.mechanism", mechanism),
+                    ("sasl.username", "u"),
+                    ("sasl.password", "p"),
+                ]);
+            }
+            if let Err(e) = config(&extra).producer() {
+                panic!("{protocol} {mechanism:?}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrong_librdkafka_setting_is_refused_at_start() {
+        let e = config(&[("security.protocol", "CARRIER_PIGEON")])
+            .producer()
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("security.protocol"), "{e}");
+    }
+
     #[test]
     fn kafka_variables_become_librdkafka_properties() {
         let vars = [

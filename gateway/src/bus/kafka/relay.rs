@@ -2,7 +2,7 @@
 //! past what the broker acknowledged, and retry the rest with backoff.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::future::join_all;
@@ -24,11 +24,11 @@ use crate::registry::Registry;
 const BATCH: usize = 1000;
 /// Setting key of the relay's durable cursor.
 const CURSOR: &str = "cursor/kafka";
-/// Failed batches in a row after which the producer is recreated (cheap; a broker that is
-/// simply down makes every batch fail anyway).
-const PRODUCER_RESET_AFTER: u32 = 1;
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the cursor is saved while messages flow (and always when the relay is idle or
+/// stops): each save is a durable write, and a crash relays at most this much again.
+const CURSOR_SAVE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Starts the relay; it stops when `stop` turns true (after its current batch).
 pub fn spawn(
@@ -48,6 +48,8 @@ pub fn spawn(
         config,
         status: status.clone(),
         cursor,
+        saved: cursor,
+        saved_at: Instant::now(),
     };
     Ok((status, tokio::spawn(relay.run(stop))))
 }
@@ -69,7 +71,11 @@ struct Relay {
     admin: AdminClient<QuietContext>,
     config: KafkaConfig,
     status: Arc<RelayStatus>,
+    /// Everything up to here is acknowledged by the broker.
     cursor: u64,
+    /// The cursor as last saved, and when.
+    saved: u64,
+    saved_at: Instant,
 }
 
 impl Relay {
@@ -77,7 +83,6 @@ impl Relay {
         let mut durable = self.registry.store().durable_seq();
         let mut backoff = Duration::from_millis(100);
         let mut topic_ready = false;
-        let mut failed_batches = 0u32;
         while !*stop.borrow() {
             if !topic_ready {
                 topic_ready = self.ensure_topic().await;
@@ -96,6 +101,7 @@ impl Relay {
                 }
             };
             if entries.is_empty() {
+                self.save_cursor().await;
                 self.status.delivered(self.cursor, true);
                 tokio::select! {
                     changed = durable.changed() => if changed.is_err() { return },
@@ -107,27 +113,28 @@ impl Relay {
             let delivered = self.deliver(entries).await;
             if delivered > self.cursor {
                 self.status.reachable();
-                self.save_cursor(delivered).await;
+                self.cursor = delivered;
+                if self.saved_at.elapsed() >= CURSOR_SAVE_INTERVAL {
+                    self.save_cursor().await;
+                }
                 let caught_up = delivered >= *durable.borrow();
                 self.status.delivered(delivered, caught_up);
             }
             if delivered < last {
                 // the broker may have lost the topic (e.g. restarted without storage)
                 topic_ready = false;
-                failed_batches += 1;
-                if failed_batches.is_multiple_of(PRODUCER_RESET_AFTER) {
-                    self.reset_producer();
-                }
+                self.reset_producer();
                 sleep_or_stop(&mut stop, &mut backoff).await;
             } else {
-                failed_batches = 0;
                 backoff = Duration::from_millis(100);
             }
         }
+        self.save_cursor().await;
     }
 
-    /// Replaces the producer: an idempotent producer whose broker came back without its state
-    /// (restarted, or a new leader) can stall on its old sequence numbers. Messages not yet
+    /// Replaces the producer after a failed batch (cheap; a broker that is simply down makes
+    /// every batch fail anyway): an idempotent producer whose broker came back without its
+    /// state (restarted, or a new leader) stops on its old sequence numbers. Messages not yet
     /// acknowledged are sent again from the log.
     fn reset_producer(&mut self) {
         match self.config.producer() {
@@ -274,7 +281,12 @@ impl Relay {
             .map_err(|(e, _)| e)
     }
 
-    async fn save_cursor(&mut self, seq: u64) {
+    /// Saves the cursor if it moved since it was last saved.
+    async fn save_cursor(&mut self) {
+        if self.cursor == self.saved {
+            return;
+        }
+        let seq = self.cursor;
         let value = serde_json::json!(seq);
         let saved = self
             .registry
@@ -285,7 +297,10 @@ impl Relay {
             }))
             .await;
         match saved {
-            Ok(_) => self.cursor = seq,
+            Ok(_) => {
+                self.saved = seq;
+                self.saved_at = Instant::now();
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot save the Kafka cursor; messages may be relayed twice")
             }
