@@ -1,0 +1,79 @@
+//! Guest SDK for epr-gateway plugins.
+//!
+//! A watcher implements [`watcher::Guest`] and exports it with `watcher::export_watcher!`; a
+//! transform implements [`transform::Guest`] and exports it with
+//! `transform::export_transform!`. The types are those of `wit/plugin.wit`, whose doc comments
+//! are the manual. Build with `cargo build --release --target wasm32-wasip2` (crate type
+//! `cdylib`): the `.wasm` file is the component to upload.
+//!
+//! ```ignore
+//! use epr_plugin_sdk::watcher::{Event, Guest, Manifest};
+//!
+//! struct Hello;
+//!
+//! impl Guest for Hello {
+//!     fn describe() -> Manifest {
+//!         epr_plugin_sdk::watcher::manifest("hello", "1.0.0", "logs every event", &[], vec![])
+//!     }
+//!     fn on_event(event: Event) -> Result<(), String> {
+//!         epr_plugin_sdk::watcher::info(&format!("got {}", event.id));
+//!         Ok(())
+//!     }
+//! }
+//!
+//! epr_plugin_sdk::watcher::export_watcher!(Hello);
+//! ```
+
+/// The `watcher` world: runs from the log, may use the `host` interface.
+pub mod watcher {
+    wit_bindgen::generate!({
+        world: "watcher",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "export_watcher",
+        default_bindings_module: "epr_plugin_sdk::watcher",
+    });
+
+    pub use epr::plugin::host;
+    pub use epr::plugin::logging::{self, Level};
+    pub use epr::plugin::types::{Capability, Cloudevent, Nvrpp, Subscription};
+
+    /// A manifest subscribing to `types` (globs; empty: every event), asking for `capabilities`.
+    pub fn manifest(
+        name: &str,
+        version: &str,
+        description: &str,
+        types: &[&str],
+        capabilities: Vec<Capability>,
+    ) -> Manifest {
+        Manifest {
+            name: name.into(),
+            version: version.into(),
+            description: description.into(),
+            subscription: Subscription {
+                types: types.iter().map(|t| (*t).to_owned()).collect(),
+                receivers: Vec::new(),
+            },
+            capabilities,
+        }
+    }
+
+    /// Logs `message` at info level.
+    pub fn info(message: &str) {
+        logging::log(Level::Info, message);
+    }
+}
+
+/// The `transform` world: pure, in the request path.
+pub mod transform {
+    wit_bindgen::generate!({
+        world: "transform",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "export_transform",
+        default_bindings_module: "epr_plugin_sdk::transform",
+    });
+
+    pub use epr::plugin::logging::{self, Level};
+    pub use epr::plugin::types::{Cloudevent, Nvrpp, Subscription};
+}
