@@ -45,19 +45,12 @@ async fn structured_mode_stores_the_event_with_its_nvrpp_from_extensions() {
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let event = stored_event(&gw, answer["data"].as_str().unwrap()).await;
     assert_eq!(event["event_receiver_id"], receiver);
-    let nvrpp: Vec<&Value> = ["name", "version", "release", "platform_id", "package"]
-        .iter()
-        .map(|k| &event[k])
-        .collect();
     assert_eq!(
-        nvrpp,
-        [
-            &json!("app"),
-            &json!("2.0.1"),
-            &json!("r7"),
-            &json!("linux"),
-            &json!("oci")
-        ]
+        fields(
+            &event,
+            &["name", "version", "release", "platform_id", "package"]
+        ),
+        json!(["app", "2.0.1", "r7", "linux", "oci"])
     );
     assert_eq!(event["success"], false);
     assert_eq!(event["payload"]["id"], "b-1");
@@ -70,30 +63,34 @@ async fn structured_mode_stores_the_event_with_its_nvrpp_from_extensions() {
     )
     .await;
     let event = stored_event(&gw, answer["data"].as_str().unwrap()).await;
-    let nvrpp: Vec<&Value> = [
-        "name",
-        "version",
-        "release",
-        "platform_id",
-        "package",
-        "success",
-        "description",
-    ]
-    .iter()
-    .map(|k| &event[k])
-    .collect();
     assert_eq!(
-        nvrpp,
-        [
-            &json!("app"),
-            &json!("0"),
-            &json!("0"),
-            &json!("/ci/pipeline"),
-            &json!("cloudevents"),
-            &json!(true),
-            &json!("dev.build.finished")
-        ]
+        fields(
+            &event,
+            &[
+                "name",
+                "version",
+                "release",
+                "platform_id",
+                "package",
+                "success",
+                "description"
+            ]
+        ),
+        json!([
+            "app",
+            "0",
+            "0",
+            "/ci/pipeline",
+            "cloudevents",
+            true,
+            "dev.build.finished"
+        ])
     );
+}
+
+/// The values of `names` in `event`, as a JSON array.
+fn fields(event: &Value, names: &[&str]) -> Value {
+    names.iter().map(|k| event[k].clone()).collect()
 }
 
 #[tokio::test]

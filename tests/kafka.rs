@@ -356,11 +356,11 @@ async fn events_taken_while_the_broker_is_down_all_arrive_in_order_per_key() {
     assert_eq!(ready["kafka"]["broker"], "ok", "{ready}");
 }
 
-/// Waits until `collector` has every id of `wanted` as a `dev.chaos` message; returns
-/// (distinct, duplicates) among those messages.
-async fn delivered(collector: &Collector, wanted: &[String], what: &str) -> (usize, usize) {
+/// Reads the topic from the start until every id of `wanted` is there as a `dev.chaos`
+/// message; returns (distinct, duplicates) among those messages.
+async fn delivered(broker: &Broker, wanted: &[String], what: &str) -> (usize, usize) {
     let wanted: BTreeSet<&String> = wanted.iter().collect();
-    collector
+    Collector::start(&broker.address)
         .wait(90, what, |c| {
             let ids: Vec<&String> = c
                 .iter()
@@ -388,13 +388,8 @@ async fn a_gateway_killed_under_load_delivers_every_acknowledged_message_after_r
     let acked = load.await.unwrap();
     assert!(acked.len() > 50, "{} acknowledged", acked.len());
     let _gw = gateway(&broker, &[], Some(&dir)).await;
-    let collector = Collector::start(&broker.address);
-    let (distinct, duplicates) = delivered(
-        &collector,
-        &acked,
-        "every event acknowledged before the kill",
-    )
-    .await;
+    let (distinct, duplicates) =
+        delivered(&broker, &acked, "every event acknowledged before the kill").await;
     println!("kill -9 under load: {} acknowledged, all delivered; {distinct} distinct, {duplicates} duplicates", acked.len());
 }
 
@@ -427,8 +422,7 @@ async fn a_broker_that_hangs_under_load_gets_every_acknowledged_message_when_it_
     stop.send_replace(true);
     let acked = load.await.unwrap();
     assert!(acked.len() > 50, "{} acknowledged", acked.len());
-    let collector = Collector::start(&broker.address);
-    let (distinct, duplicates) = delivered(&collector, &acked, "every event acknowledged").await;
+    let (distinct, duplicates) = delivered(&broker, &acked, "every event acknowledged").await;
     println!("broker hung 4 s under load: {} acknowledged, all delivered; {distinct} distinct, {duplicates} duplicates", acked.len());
 }
 
@@ -458,9 +452,8 @@ async fn a_broker_restarted_under_load_gets_every_message_it_had_not_acknowledge
         "{} acknowledged after the broker died",
         after.len()
     );
-    let collector = Collector::start(&broker.address);
     let (distinct, duplicates) = delivered(
-        &collector,
+        &broker,
         &after,
         "every event acknowledged after the broker died",
     )

@@ -214,15 +214,15 @@ async fn invalid_cdevents_are_refused_naming_the_field() {
 #[tokio::test]
 async fn a_cdevent_without_id_gets_a_content_id_and_a_resubmission_is_a_duplicate() {
     let gw = Gateway::start().await;
-    let body = cdevent(
+    let without_id = cdevent(
         "0.5.0",
         "build",
         "finished",
         "0.3.0",
         "0",
         json!({"artifactId": "pkg:oci/app"}),
-    )
-    .to_string();
+    );
+    let body = without_id.to_string();
     let (first, a) = post_cdevent(&gw, &body).await;
     let (second, b) = post_cdevent(&gw, &body).await;
     assert_eq!((first, second), (StatusCode::CREATED, StatusCode::OK));
@@ -234,14 +234,7 @@ async fn a_cdevent_without_id_gets_a_content_id_and_a_resubmission_is_a_duplicat
         .to_owned();
     assert_eq!(content_id.len(), 32);
     assert_eq!(e["payload"]["id"], content_id.as_str());
-    let mut missing = cdevent(
-        "0.5.0",
-        "build",
-        "finished",
-        "0.3.0",
-        "0",
-        json!({"artifactId": "pkg:oci/app"}),
-    );
+    let mut missing = without_id;
     missing["context"].as_object_mut().unwrap().remove("id");
     let (status, c) = post_cdevent(&gw, &missing.to_string()).await;
     assert_eq!(

@@ -38,8 +38,8 @@ pub struct Registry {
     /// Receiver ids by type, so that routing by type reads no storage on the request path
     /// (receivers are never changed or deleted; a type missing here is looked up in the store).
     types: RwLock<HashMap<String, Vec<String>>>,
-    /// Receivers by id, filled as they are read: receivers never change, and every log
-    /// message about an event carries its receiver.
+    /// Receivers by id, filled at start and as new ones are read: receivers never change, and
+    /// every log message about an event carries its receiver.
     receivers: RwLock<HashMap<String, Arc<Receiver>>>,
 }
 
@@ -57,14 +57,16 @@ impl Registry {
             after: None,
         };
         loop {
-            let found = registry.find_receivers(&DefinitionFilter::default(), &page)?;
-            for receiver in found.items.iter().rev() {
+            let Found { items, next } =
+                registry.find_receivers(&DefinitionFilter::default(), &page)?;
+            for receiver in items.into_iter().rev() {
                 registry.remember_type(&receiver.kind, &receiver.id);
                 if let Ok(schema) = serde_json::from_str::<Value>(receiver.schema.get()) {
                     registry.schemas.hold_document(&schema);
                 }
+                registry.remember_receiver(receiver);
             }
-            match found.next {
+            match next {
                 Some(next) => page.after = Some(next),
                 None => return Ok(registry),
             }
@@ -82,13 +84,7 @@ impl Registry {
 
     /// Ids of the receivers of type `kind`, oldest first.
     fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, RegistryError> {
-        let cached = self
-            .types
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(kind)
-            .cloned();
-        match cached {
+        match cached(&self.types, kind) {
             Some(ids) if !ids.is_empty() => Ok(ids),
             // unknown here: perhaps created on the fly by ingestion since
             _ => {
@@ -294,25 +290,24 @@ impl Registry {
 
     /// A receiver by id, from the cache when it was read before.
     fn shared_receiver(&self, id: &str) -> Result<Arc<Receiver>, RegistryError> {
-        let cached = self
-            .receivers
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned();
-        if let Some(receiver) = cached {
+        if let Some(receiver) = cached(&self.receivers, id) {
             return Ok(receiver);
         }
-        let receiver = Arc::new(
-            self.store
-                .receiver(id)?
-                .ok_or_else(|| not_found(ObjectKind::Receiver, id))?,
-        );
+        let receiver = self
+            .store
+            .receiver(id)?
+            .ok_or_else(|| not_found(ObjectKind::Receiver, id))?;
+        Ok(self.remember_receiver(receiver))
+    }
+
+    /// Keeps `receiver` in the cache; returns the cached copy.
+    fn remember_receiver(&self, receiver: Receiver) -> Arc<Receiver> {
+        let receiver = Arc::new(receiver);
         self.receivers
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id.to_owned(), receiver.clone());
-        Ok(receiver)
+            .insert(receiver.id.clone(), receiver.clone());
+        receiver
     }
 
     /// An event by id, with its receiver.
@@ -461,6 +456,15 @@ impl EventDraft {
         metrics::counter!(METRIC_GROUPS_COMPLETED).increment(completed.len() as u64);
         Ok(event.id)
     }
+}
+
+/// The value cached under `key`, if any.
+fn cached<V: Clone>(cache: &RwLock<HashMap<String, V>>, key: &str) -> Option<V> {
+    cache
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(key)
+        .cloned()
 }
 
 fn not_found(kind: ObjectKind, id: &str) -> RegistryError {

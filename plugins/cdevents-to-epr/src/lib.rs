@@ -4,23 +4,21 @@
 //! package = the subject (`build`, `artifact`...), success = `subject.content.outcome` is
 //! `success` or `pass` (true for types without an outcome). Other payloads pass unchanged.
 
-use epr_plugin_sdk::transform::{Event, Guest, Manifest, Subscription};
+use epr_plugin_sdk::manifest;
+use epr_plugin_sdk::transform::{Event, Guest, Manifest};
 use serde_json::Value;
 
 struct CdEventsToEpr;
 
 impl Guest for CdEventsToEpr {
     fn describe() -> Manifest {
-        Manifest {
-            name: "cdevents-to-epr".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            description: "derives NVRPP and success from CDEvent payloads".into(),
-            subscription: Subscription {
-                types: vec!["dev.cdevents.*".into()],
-                receivers: Vec::new(),
-            },
-            capabilities: Vec::new(),
-        }
+        manifest(
+            "cdevents-to-epr",
+            env!("CARGO_PKG_VERSION"),
+            "derives NVRPP and success from CDEvent payloads",
+            &["dev.cdevents.*"],
+            Vec::new(),
+        )
     }
 
     fn handle(mut event: Event) -> Result<Vec<Event>, String> {

@@ -13,7 +13,7 @@
 //!
 //! impl Guest for Hello {
 //!     fn describe() -> Manifest {
-//!         epr_plugin_sdk::watcher::manifest("hello", "1.0.0", "logs every event", &[], vec![])
+//!         epr_plugin_sdk::manifest("hello", "1.0.0", "logs every event", &[], vec![])
 //!     }
 //!     fn on_event(event: Event) -> Result<(), String> {
 //!         epr_plugin_sdk::watcher::info(&format!("got {}", event.id));
@@ -38,29 +38,29 @@ pub mod watcher {
     pub use epr::plugin::logging::{self, Level};
     pub use epr::plugin::types::{Capability, Cloudevent, Nvrpp, Subscription};
 
-    /// A manifest subscribing to `types` (globs; empty: every event), asking for `capabilities`.
-    pub fn manifest(
-        name: &str,
-        version: &str,
-        description: &str,
-        types: &[&str],
-        capabilities: Vec<Capability>,
-    ) -> Manifest {
-        Manifest {
-            name: name.into(),
-            version: version.into(),
-            description: description.into(),
-            subscription: Subscription {
-                types: types.iter().map(|t| (*t).to_owned()).collect(),
-                receivers: Vec::new(),
-            },
-            capabilities,
-        }
-    }
-
     /// Logs `message` at info level.
     pub fn info(message: &str) {
         logging::log(Level::Info, message);
+    }
+}
+
+/// A manifest subscribing to `types` (globs; empty: every event), asking for `capabilities`.
+pub fn manifest(
+    name: &str,
+    version: &str,
+    description: &str,
+    types: &[&str],
+    capabilities: Vec<watcher::Capability>,
+) -> watcher::Manifest {
+    watcher::Manifest {
+        name: name.into(),
+        version: version.into(),
+        description: description.into(),
+        subscription: watcher::Subscription {
+            types: types.iter().map(|t| (*t).to_owned()).collect(),
+            receivers: Vec::new(),
+        },
+        capabilities,
     }
 }
 
@@ -72,8 +72,12 @@ pub mod transform {
         pub_export_macro: true,
         export_macro_name: "export_transform",
         default_bindings_module: "epr_plugin_sdk::transform",
+        // the same types as the watcher world's, so that helpers serve both
+        with: {
+            "epr:plugin/types@0.1.0": crate::watcher::epr::plugin::types,
+            "epr:plugin/logging@0.1.0": crate::watcher::epr::plugin::logging,
+        },
     });
 
-    pub use epr::plugin::logging::{self, Level};
-    pub use epr::plugin::types::{Cloudevent, Nvrpp, Subscription};
+    pub use crate::watcher::{Cloudevent, Level, Nvrpp, Subscription, logging};
 }

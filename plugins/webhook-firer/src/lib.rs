@@ -8,7 +8,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use epr_plugin_sdk::watcher::{Capability, Event, Guest, Manifest, host, manifest};
+use epr_plugin_sdk::manifest;
+use epr_plugin_sdk::watcher::{Capability, Event, Guest, Manifest, host};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 

@@ -183,7 +183,7 @@ impl Relaying {
         brokers: &str,
         token: Option<String>,
     ) -> anyhow::Result<Self> {
-        let topic = format!("epr-loadgen-{}", ulid_like());
+        let topic = format!("epr-loadgen-{}", workload::run_id());
         let env = [
             ("EPR_BROKERS", brokers.to_owned()),
             ("EPR_TOPIC", topic.clone()),
@@ -244,11 +244,4 @@ impl Relaying {
         });
         Ok(())
     }
-}
-
-/// A name unique to this run (time-based).
-fn ulid_like() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
 }

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use rdkafka::config::ClientConfig;
@@ -17,10 +17,9 @@ use serde_json::Value;
 use crate::workload::Target;
 
 /// Event messages read so far and their end-to-end latency in microseconds.
-#[derive(Default)]
 struct Seen {
     events: u64,
-    latency_us: Option<Histogram<u64>>,
+    latency_us: Histogram<u64>,
 }
 
 /// A consumer of the relay's topic, counting event messages of one receiver type.
@@ -57,7 +56,7 @@ impl Reader {
         consumer.assign(&assignment)?;
         let seen = Arc::new(Mutex::new(Seen {
             events: 0,
-            latency_us: Some(Histogram::new(3)?),
+            latency_us: Histogram::new(3)?,
         }));
         let sink = seen.clone();
         let kind = kind.to_owned();
@@ -70,9 +69,8 @@ impl Reader {
                 let micros = (read_at - stored_at).num_microseconds().unwrap_or(0).max(0);
                 let mut seen = sink.lock().unwrap_or_else(|e| e.into_inner());
                 seen.events += 1;
-                if let Some(h) = seen.latency_us.as_mut() {
-                    let _ = h.record(micros as u64);
-                }
+                // the histogram grows as needed: recording cannot fail
+                let _ = seen.latency_us.record(micros as u64);
             }
         });
         Ok(Reader { seen, task })
@@ -85,10 +83,9 @@ impl Reader {
 
     /// The latencies recorded since the last call.
     pub fn take_latency(&self) -> anyhow::Result<Histogram<u64>> {
+        let fresh = Histogram::new(3)?;
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        seen.latency_us
-            .replace(Histogram::new(3)?)
-            .ok_or_else(|| anyhow!("no histogram"))
+        Ok(std::mem::replace(&mut seen.latency_us, fresh))
     }
 }
 
@@ -114,32 +111,45 @@ fn stored_at(value: &[u8], kind: &str) -> Option<DateTime<Utc>> {
 /// Polls the gateway's readiness until the relay has no lag (at most `limit`); returns the
 /// largest lag seen, in messages.
 pub async fn wait_drained(target: &Target, limit: Duration) -> anyhow::Result<u64> {
-    let started = Instant::now();
     let mut largest = 0;
-    loop {
-        let ready = target.get_json("/healthz/readiness").await?;
-        let lag = ready["kafka"]["lag_messages"]
-            .as_u64()
-            .ok_or_else(|| anyhow!("no kafka.lag_messages in the readiness answer: {ready}"))?;
+    poll_relay(target, limit, "have no lag", |kafka| {
+        let lag = kafka["lag_messages"].as_u64()?;
         largest = largest.max(lag);
-        if lag == 0 {
-            return Ok(largest);
-        }
-        if started.elapsed() > limit {
-            bail!("the relay still lags {lag} messages after {limit:?}: {ready}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        Some(lag == 0)
+    })
+    .await?;
+    Ok(largest)
 }
 
 /// Polls the gateway's readiness until the relay has reached the broker (at most 30 s).
 pub async fn wait_connected(target: &Target) -> anyhow::Result<()> {
-    for _ in 0..300 {
+    poll_relay(
+        target,
+        Duration::from_secs(30),
+        "reach the broker",
+        |kafka| Some(kafka["broker"] == "ok"),
+    )
+    .await
+}
+
+/// Polls the `kafka` part of the gateway's readiness every 50 ms until `done` says so, for at
+/// most `limit`; `done` answers `None` when the part lacks what it looks for.
+async fn poll_relay(
+    target: &Target,
+    limit: Duration,
+    what: &str,
+    mut done: impl FnMut(&Value) -> Option<bool>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
         let ready = target.get_json("/healthz/readiness").await?;
-        if ready["kafka"]["broker"] == "ok" {
-            return Ok(());
+        match done(&ready["kafka"]) {
+            Some(true) => return Ok(()),
+            Some(false) if started.elapsed() > limit => {
+                bail!("the relay did not {what} within {limit:?}: {ready}")
+            }
+            Some(false) => tokio::time::sleep(Duration::from_millis(50)).await,
+            None => bail!("unexpected readiness answer (no Kafka relay?): {ready}"),
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bail!("the gateway did not reach the broker within 30 s")
 }

@@ -85,6 +85,13 @@ impl Request {
     }
 }
 
+/// A number unique to this run of the load generator (the time it started, in nanoseconds).
+pub fn run_id() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
 /// A JSON object of 10 string properties `p0`..`p9`, about `bytes` long in all.
 fn padding(bytes: usize) -> Value {
     let value_len = (bytes / PROPERTIES).saturating_sub(8).max(1);
@@ -131,9 +138,7 @@ impl Target {
             .strip_prefix("http://")
             .ok_or_else(|| anyhow!("only http:// URLs are supported, got {url}"))?
             .to_owned();
-        let run = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_nanos();
+        let run = run_id();
         let target = Target {
             addr: host.clone(),
             host,
