@@ -382,15 +382,7 @@ pub struct Broker {
 impl Broker {
     /// Starts a broker on a free port.
     pub async fn start() -> Broker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut broker = Broker {
-            child: None,
-            address: format!("127.0.0.1:{port}"),
-        };
+        let mut broker = Broker::not_started();
         broker.restart().await;
         broker
     }

@@ -6,11 +6,13 @@ mod record;
 mod relay;
 mod status;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
 
 pub use record::{record, Record, PAYLOAD_REF_HEADER};
@@ -67,22 +69,38 @@ impl KafkaConfig {
     }
 
     /// The producer (connects lazily: creating it works while the broker is down).
-    pub fn producer(&self) -> Result<FutureProducer<QuietContext>, KafkaError> {
-        self.client_config().create_with_context(QuietContext)
+    pub fn producer(
+        &self,
+        context: &BrokerContext,
+    ) -> Result<FutureProducer<BrokerContext>, KafkaError> {
+        self.client_config().create_with_context(context.clone())
     }
 }
 
-/// A librdkafka client context that logs librdkafka's own errors and logs at debug level only:
-/// the relay reports broker trouble itself, once per change of state.
-#[derive(Clone, Copy)]
-pub struct QuietContext;
+/// The relay's librdkafka client context: librdkafka's own errors and logs go to debug level
+/// only (the relay reports broker trouble itself, once per change of state), and it notes when
+/// every connection to the brokers was lost: a broker that comes back may have lost the topic.
+#[derive(Clone, Default)]
+pub struct BrokerContext {
+    lost: Arc<AtomicBool>,
+}
 
-impl ClientContext for QuietContext {
+impl BrokerContext {
+    /// Whether every broker connection was lost since the last call.
+    pub fn take_lost(&self) -> bool {
+        self.lost.swap(false, Ordering::Relaxed)
+    }
+}
+
+impl ClientContext for BrokerContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         tracing::debug!(?level, facility, message, "librdkafka");
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.lost.store(true, Ordering::Relaxed);
+        }
         tracing::debug!(%error, reason, "librdkafka");
     }
 }
@@ -138,7 +156,7 @@ mod tests {
                     ("sasl.password", "p"),
                 ]);
             }
-            if let Err(e) = config(&extra).producer() {
+            if let Err(e) = config(&extra).producer(&BrokerContext::default()) {
                 panic!("{protocol} {mechanism:?}: {e}");
             }
         }
@@ -147,7 +165,7 @@ mod tests {
     #[test]
     fn a_wrong_librdkafka_setting_is_refused_at_start() {
         let e = config(&[("security.protocol", "CARRIER_PIGEON")])
-            .producer()
+            .producer(&BrokerContext::default())
             .err()
             .expect("refused");
         assert!(e.to_string().contains("security.protocol"), "{e}");

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::record::{envelope_only, record, Record};
 use super::status::{RelayStatus, DELIVERED, END_TO_END};
-use super::{KafkaConfig, QuietContext};
+use super::{BrokerContext, KafkaConfig};
 use crate::registry::port::{Committed, Txn};
 use crate::registry::Registry;
 
@@ -36,15 +36,18 @@ pub fn spawn(
     config: KafkaConfig,
     stop: watch::Receiver<bool>,
 ) -> Result<(Arc<RelayStatus>, JoinHandle<()>), KafkaError> {
-    let producer = config.producer()?;
-    let admin: AdminClient<QuietContext> =
-        config.client_config().create_with_context(QuietContext)?;
+    let context = BrokerContext::default();
+    let producer = config.producer(&context)?;
+    let admin: AdminClient<BrokerContext> = config
+        .client_config()
+        .create_with_context(context.clone())?;
     let cursor = load_cursor(&registry);
     let status = Arc::new(RelayStatus::new(cursor));
     let relay = Relay {
         registry,
         producer,
         admin,
+        context,
         config,
         status: status.clone(),
         cursor,
@@ -67,8 +70,10 @@ fn load_cursor(registry: &Registry) -> u64 {
 
 struct Relay {
     registry: Arc<Registry>,
-    producer: FutureProducer<QuietContext>,
-    admin: AdminClient<QuietContext>,
+    producer: FutureProducer<BrokerContext>,
+    admin: AdminClient<BrokerContext>,
+    /// Shared by both clients: tells when the broker connections were lost.
+    context: BrokerContext,
     config: KafkaConfig,
     status: Arc<RelayStatus>,
     /// Everything up to here is acknowledged by the broker.
@@ -84,6 +89,11 @@ impl Relay {
         let mut backoff = Duration::from_millis(100);
         let mut topic_ready = false;
         while !*stop.borrow() {
+            if self.context.take_lost() {
+                // the broker may come back without the topic (e.g. restarted without storage);
+                // some brokers then acknowledge records for it and drop them
+                topic_ready = false;
+            }
             if !topic_ready {
                 topic_ready = self.ensure_topic().await;
                 if !topic_ready {
@@ -121,7 +131,7 @@ impl Relay {
                 self.status.delivered(delivered, caught_up);
             }
             if delivered < last {
-                // the broker may have lost the topic (e.g. restarted without storage)
+                // a failed batch: check the topic and start over with a new producer
                 topic_ready = false;
                 self.reset_producer();
                 sleep_or_stop(&mut stop, &mut backoff).await;
@@ -137,9 +147,9 @@ impl Relay {
     /// state (restarted, or a new leader) stops on its old sequence numbers. Messages not yet
     /// acknowledged are sent again from the log.
     fn reset_producer(&mut self) {
-        match self.config.producer() {
+        match self.config.producer(&self.context) {
             Ok(producer) => {
-                tracing::info!("recreating the Kafka producer after repeated failures");
+                tracing::info!("recreating the Kafka producer after a failed batch");
                 self.producer = producer;
             }
             Err(e) => tracing::error!(error = %e, "cannot recreate the Kafka producer"),
