@@ -6,6 +6,7 @@ pub mod bus;
 pub mod config;
 pub mod http;
 pub mod ingest;
+pub mod plugins;
 pub mod registry;
 pub mod schema;
 pub mod server;

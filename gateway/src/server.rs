@@ -19,6 +19,7 @@ use tower_http::normalize_path::NormalizePathLayer;
 use crate::config::{ConfigError, ServeConfig};
 use crate::http::{self, AppState, Limits, Shared, Tokens};
 use crate::ingest::sources::{SourceError, WebhookSources};
+use crate::plugins::{PluginError, PluginHost};
 use crate::registry::error::RegistryError;
 use crate::registry::port::Store;
 use crate::registry::Registry;
@@ -39,6 +40,9 @@ pub enum ServeError {
     /// A webhook source is wrong.
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// The plugins could not be loaded.
+    #[error("cannot start the plugins: {0}")]
+    Plugins(#[from] PluginError),
     /// The Kafka client could not be made (bad settings).
     #[error("invalid Kafka settings: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
@@ -64,6 +68,7 @@ pub async fn serve(
     let store = Arc::new(SledStore::open(&config.data_dir)?);
     let registry = Arc::new(Registry::new(store.clone() as Arc<dyn Store>)?);
     let sources = WebhookSources::load(store.clone(), file.webhooks)?;
+    let plugins = PluginHost::start(registry.clone()).await?;
     let addr = SocketAddr::new(config.host, config.port);
     let listener = TcpListener::bind(addr)
         .await
@@ -100,6 +105,7 @@ pub async fn serve(
         sources,
         auto_receivers: config.auto_receivers,
         relay: relay.as_ref().map(|(status, _)| status.clone()),
+        plugins: plugins.clone(),
     }));
     let app = NormalizePathLayer::trim_trailing_slash().layer(http::router(state));
     let service = TowerToHyperService::new(app);
@@ -145,6 +151,7 @@ pub async fn serve(
     {
         tracing::warn!("grace period over; closing the remaining connections");
     }
+    plugins.stop().await;
     if let Some((_, task)) = relay {
         if tokio::time::timeout(config.shutdown_grace(), task)
             .await

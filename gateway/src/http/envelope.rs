@@ -10,6 +10,7 @@ use crate::ingest::cloudevent::AttributeError;
 use crate::ingest::http_binding::BindingError;
 use crate::ingest::signature::SignatureError;
 use crate::ingest::sources::SourceError;
+use crate::plugins::PluginError;
 use crate::registry::error::RegistryError;
 
 /// A successful answer: `{"data": ...}`, plus `next` (the cursor of the next page) on searches.
@@ -64,6 +65,9 @@ impl ApiError {
             }
             ApiError::Registry(e @ RegistryError::NotFound { .. }) => {
                 (StatusCode::NOT_FOUND, e.to_string())
+            }
+            ApiError::Registry(e @ RegistryError::Refused { .. }) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
             }
             ApiError::Registry(RegistryError::Store(e)) => {
                 tracing::error!(error = %e, "request failed in the store");
@@ -127,6 +131,23 @@ impl From<SourceError> for ApiError {
             SourceError::ReadOnly(_) => ApiError::Status(StatusCode::CONFLICT, e.to_string()),
             SourceError::NotFound(_) => ApiError::Status(StatusCode::NOT_FOUND, e.to_string()),
             SourceError::Registry(e) => ApiError::Registry(e),
+        }
+    }
+}
+
+impl From<PluginError> for ApiError {
+    fn from(e: PluginError) -> Self {
+        match e {
+            PluginError::Invalid(_) => ApiError::invalid(e),
+            PluginError::NotFound(_) => ApiError::Status(StatusCode::NOT_FOUND, e.to_string()),
+            PluginError::Exists(_) => ApiError::Status(StatusCode::CONFLICT, e.to_string()),
+            PluginError::Internal(detail) => {
+                tracing::error!(error = %detail, "plugin operation failed");
+                ApiError::Status(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal server error".to_owned(),
+                )
+            }
         }
     }
 }

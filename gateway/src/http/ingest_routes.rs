@@ -55,14 +55,20 @@ pub async fn handshake(headers: HeaderMap) -> Response {
     }
 }
 
-/// 201 with the new id, or 200 with the id already stored for a duplicate.
-fn stored(committed: Committed) -> Response {
-    let status = if committed.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    (status, ok(committed.id)).into_response()
+/// 201 with the new id, 200 with the id already stored for a duplicate, or 202 without an id
+/// when a transform dropped the event.
+fn stored(committed: Option<Committed>) -> Response {
+    let status = outcome_status(committed.as_ref());
+    (status, ok(committed.map(|c| c.id))).into_response()
+}
+
+/// The status answering a stored, duplicate or dropped event.
+fn outcome_status(committed: Option<&Committed>) -> StatusCode {
+    match committed {
+        Some(c) if c.created => StatusCode::CREATED,
+        Some(_) => StatusCode::OK,
+        None => StatusCode::ACCEPTED,
+    }
 }
 
 /// The outcome of one item of a batch.
@@ -80,7 +86,7 @@ async fn store_cloudevent(
     state: &AppState,
     mut event: CloudEvent,
     extra: &Map<String, Value>,
-) -> Result<Committed, ApiError> {
+) -> Result<Option<Committed>, ApiError> {
     event.extend(extra.clone());
     let item: Ingested = mapping::ingested(event, state.auto_receivers)?;
     Ok(state.registry.ingest(item).await?)
@@ -103,8 +109,8 @@ async fn store_carried(
                 };
                 match outcome {
                     Ok(c) => ItemResult {
-                        status: if c.created { 201 } else { 200 },
-                        id: Some(c.id),
+                        status: outcome_status(c.as_ref()).as_u16(),
+                        id: c.map(|c| c.id),
                         error: None,
                     },
                     Err(e) => {

@@ -5,6 +5,7 @@ pub mod extract;
 mod health;
 mod ingest_routes;
 mod observe;
+mod plugin_routes;
 mod registry_routes;
 mod stream;
 
@@ -22,6 +23,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::bus::kafka::RelayStatus;
 use crate::ingest::sources::WebhookSources;
+use crate::plugins::PluginHost;
 use crate::registry::Registry;
 use envelope::ApiError;
 
@@ -74,6 +76,8 @@ pub struct Shared {
     pub auto_receivers: bool,
     /// The Kafka relay's state, when a broker is configured.
     pub relay: Option<Arc<RelayStatus>>,
+    /// The plugins.
+    pub plugins: Arc<PluginHost>,
 }
 
 /// Cheap-to-clone handle on [`Shared`].
@@ -95,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .merge(stream::routes())
         .merge(ingest_routes::routes())
         .merge(health::routes())
+        .merge(plugin_routes::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(observe::record))

@@ -45,7 +45,7 @@ async fn create_event(
     _: IngestAuth,
     State(state): State<AppState>,
     JsonBody(input): JsonBody<NewEvent>,
-) -> Answer<String> {
+) -> Answer<Option<String>> {
     Ok(ok(state.registry.create_event(input).await?))
 }
 

@@ -85,6 +85,9 @@ mod tests {
         ) -> Result<(), StoreError> {
             unreachable!()
         }
+        fn put_blob(&mut self, _: &str, _: Option<&[u8]>) -> Result<(), StoreError> {
+            unreachable!()
+        }
         fn put_receiver(&mut self, _: &Receiver) -> Result<(), StoreError> {
             unreachable!()
         }
@@ -126,6 +129,7 @@ mod tests {
             success,
             event_receiver_id: receiver.into(),
             created_at: Utc::now(),
+            caused_by: None,
         }
     }
 

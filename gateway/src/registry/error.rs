@@ -43,6 +43,14 @@ pub enum RegistryError {
         /// The id asked for.
         id: String,
     },
+    /// A transform plugin refused the event, or failed on it (422).
+    #[error("refused by plugin {plugin}: {reason}")]
+    Refused {
+        /// The plugin's name.
+        plugin: String,
+        /// Its error, or how it failed.
+        reason: String,
+    },
     /// The store failed (500).
     #[error(transparent)]
     Store(#[from] StoreError),

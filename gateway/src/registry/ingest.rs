@@ -6,6 +6,7 @@ use serde_json::value::RawValue;
 use super::error::RegistryError;
 use super::model::Nvrpp;
 use super::port::{Committed, Txn};
+use super::transform::Candidate;
 use super::{internal_json, EventDraft, ReceiverDraft, Registry};
 
 /// Which receiver an ingested event belongs to.
@@ -55,49 +56,63 @@ pub struct Ingested {
 const ANY_SCHEMA: &str = "{}";
 
 impl Registry {
-    /// Stores an ingested event (validated against its receiver's schema), or finds the one
-    /// already stored for its origin; `created` says which. A duplicate is validated like a
-    /// new event (it is recognised only when the writer runs it).
-    pub async fn ingest(&self, item: Ingested) -> Result<Committed, RegistryError> {
+    /// Stores an ingested event (or what the transforms make of it), validated against its
+    /// receiver's schema, or finds the one already stored for its origin; `created` says which,
+    /// `None` means a transform dropped it. A duplicate is validated like a new event (it is
+    /// recognised only when the writer runs it).
+    pub async fn ingest(&self, item: Ingested) -> Result<Option<Committed>, RegistryError> {
         // Duplicates are found by the writer: no storage read on the request path, because
         // reads wait while the writer applies a batch.
         let (source, origin_id) = item.origin;
         let target = self.resolve(&item.route)?;
-        if let Target::Existing(receiver_id) = &target {
-            self.validate_payload(receiver_id, &item.payload)?;
-        }
-        let draft = EventDraft {
+        let (receiver_id, receiver_type) = match &target {
+            Target::Existing(id) => (id.clone(), self.shared_receiver(id)?.kind.clone()),
+            Target::Create { kind, .. } => (String::new(), kind.clone()),
+        };
+        let candidate = Candidate {
+            receiver_id,
+            receiver_type,
             nvrpp: item.nvrpp,
             description: item.description,
-            payload: item.payload,
             success: item.success,
+            payload: item.payload,
+            origin: Some((source.clone(), origin_id.clone())),
         };
+        let drafts = self
+            .transformed(candidate)?
+            .into_iter()
+            .map(|c| {
+                let target = match (c.receiver_id.is_empty(), &target) {
+                    (true, Target::Create { .. }) => target.clone(),
+                    (true, Target::Existing(id)) => Target::Existing(id.clone()),
+                    (false, _) => Target::Existing(c.receiver_id.clone()),
+                };
+                if let Target::Existing(id) = &target {
+                    self.validate_payload(id, &c.payload)?;
+                }
+                Ok((target, EventDraft::from_candidate(c, None)))
+            })
+            .collect::<Result<Vec<_>, RegistryError>>()?;
+        if drafts.is_empty() {
+            return Ok(None);
+        }
         self.store
             .commit(Box::new(move |txn: &mut dyn Txn| {
                 if let Some(id) = txn.deduplicated(&source, &origin_id)? {
                     return Ok(Committed { id, created: false });
                 }
-                let receiver_id = match target {
-                    Target::Existing(id) => id,
-                    Target::Create { kind, auto } => match txn.receivers_of_type(&kind)?.first() {
-                        // created on the fly by an event committed just before this one
-                        Some(id) => id.clone(),
-                        None => ReceiverDraft {
-                            name: auto.name,
-                            kind,
-                            version: auto.version,
-                            description: auto.description,
-                            schema: RawValue::from_string(ANY_SCHEMA.into())
-                                .map_err(internal_json)?,
-                        }
-                        .write(txn)?,
-                    },
-                };
-                let id = draft.write(txn, receiver_id)?;
+                let mut first = None;
+                for (target, draft) in drafts {
+                    let receiver_id = target.receiver_id(txn)?;
+                    let id = draft.write(txn, receiver_id)?;
+                    first.get_or_insert(id);
+                }
+                let id = first.unwrap_or_default();
                 txn.put_dedup(&source, &origin_id, &id)?;
                 Ok(Committed::written(id))
             }))
             .await
+            .map(Some)
     }
 
     fn resolve(&self, route: &Route) -> Result<Target, RegistryError> {
@@ -133,9 +148,31 @@ impl Registry {
 }
 
 /// Where an ingested event will be written.
+#[derive(Clone)]
 enum Target {
     /// An existing receiver, whose schema the payload matched.
     Existing(String),
     /// The receiver of this type, created if still missing when the write runs.
     Create { kind: String, auto: AutoReceiver },
+}
+
+impl Target {
+    /// The id of the receiver, created now if it is still missing.
+    fn receiver_id(self, txn: &mut dyn Txn) -> Result<String, RegistryError> {
+        match self {
+            Target::Existing(id) => Ok(id),
+            Target::Create { kind, auto } => match txn.receivers_of_type(&kind)?.first() {
+                // created on the fly by an event committed just before this one
+                Some(id) => Ok(id.clone()),
+                None => ReceiverDraft {
+                    name: auto.name,
+                    kind,
+                    version: auto.version,
+                    description: auto.description,
+                    schema: RawValue::from_string(ANY_SCHEMA.into()).map_err(internal_json)?,
+                }
+                .write(txn),
+            },
+        }
+    }
 }

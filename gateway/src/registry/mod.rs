@@ -9,9 +9,10 @@ pub mod message;
 pub mod model;
 pub mod port;
 pub mod query;
+pub mod transform;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -23,11 +24,15 @@ use message::Message;
 use model::{Event, EventWithReceiver, Group, Nvrpp, Receiver};
 use port::{Committed, LogEntry, Store, Txn};
 use query::{DefinitionFilter, EventFilter, Found, Page};
+use transform::{Candidate, Transforms};
 
 /// Metric: events stored.
 pub const METRIC_EVENTS_STORED: &str = "epr_events_stored_total";
 /// Metric: events refused because their payload did not match the receiver's schema.
 pub const METRIC_VALIDATION_FAILURES: &str = "epr_validation_failures_total";
+/// How many events a chain of plugin-emitted events can hold (the first one caused by an event
+/// that came from outside): a plugin reacting to its own output stops there.
+pub const MAX_CAUSE_CHAIN: usize = 8;
 /// Metric: group-complete messages produced.
 pub const METRIC_GROUPS_COMPLETED: &str = "epr_groups_completed_total";
 
@@ -41,6 +46,8 @@ pub struct Registry {
     /// Receivers by id, filled at start and as new ones are read: receivers never change, and
     /// every log message about an event carries its receiver.
     receivers: RwLock<HashMap<String, Arc<Receiver>>>,
+    /// The transforms incoming events go through, once plugins are loaded.
+    transforms: OnceLock<Arc<dyn Transforms>>,
 }
 
 impl Registry {
@@ -51,6 +58,7 @@ impl Registry {
             schemas: SchemaCache::default(),
             types: RwLock::new(HashMap::new()),
             receivers: RwLock::new(HashMap::new()),
+            transforms: OnceLock::new(),
         };
         let mut page = Page {
             limit: query::MAX_LIMIT,
@@ -137,8 +145,79 @@ impl Registry {
         Ok(id)
     }
 
-    /// Validates and stores an event, and the group-complete messages it causes.
-    pub async fn create_event(&self, mut input: NewEvent) -> Result<String, RegistryError> {
+    /// Sets the transforms incoming events go through (once; later calls are ignored).
+    pub fn set_transforms(&self, transforms: Arc<dyn Transforms>) {
+        let _ = self.transforms.set(transforms);
+    }
+
+    /// What the transforms make of `candidate` (itself when there are none).
+    fn transformed(&self, candidate: Candidate) -> Result<Vec<Candidate>, RegistryError> {
+        match self.transforms.get() {
+            Some(transforms) => transforms.apply(candidate),
+            None => Ok(vec![candidate]),
+        }
+    }
+
+    /// Validates and stores an event (or what the transforms make of it), and the
+    /// group-complete messages it causes; returns the id of the (first) stored event, `None`
+    /// when a transform dropped it.
+    pub async fn create_event(&self, input: NewEvent) -> Result<Option<String>, RegistryError> {
+        let candidate = self.candidate(input)?;
+        let drafts = self
+            .transformed(candidate)?
+            .into_iter()
+            .map(|c| self.checked_draft(c, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        if drafts.is_empty() {
+            return Ok(None);
+        }
+        self.store
+            .commit(Box::new(move |txn: &mut dyn Txn| {
+                let mut first = None;
+                for (receiver_id, draft) in drafts {
+                    let id = draft.write(txn, receiver_id)?;
+                    first.get_or_insert(id);
+                }
+                Ok(Committed::written(first.unwrap_or_default()))
+            }))
+            .await
+            .map(|c| Some(c.id))
+    }
+
+    /// Validates and stores an event emitted by a plugin while it handled event `caused_by`
+    /// (transforms do not run on it); refused when the chain of events caused by plugins would
+    /// grow beyond [`MAX_CAUSE_CHAIN`].
+    pub async fn emit_event(
+        &self,
+        input: NewEvent,
+        caused_by: &str,
+    ) -> Result<String, RegistryError> {
+        let mut chain = 1;
+        let mut cause = Some(caused_by.to_owned());
+        while let Some(id) = cause {
+            chain += 1;
+            if chain > MAX_CAUSE_CHAIN {
+                return Err(RegistryError::invalid(format!(
+                    "event {caused_by} ends a chain of {MAX_CAUSE_CHAIN} events caused by plugins: no more are stored (a plugin reacting to its own output?)"
+                )));
+            }
+            cause = self
+                .store
+                .event(&id)?
+                .ok_or_else(|| not_found(ObjectKind::Event, &id))?
+                .caused_by;
+        }
+        let (receiver_id, draft) = self.checked_draft(self.candidate(input)?, Some(caused_by))?;
+        self.store
+            .commit(Box::new(move |txn: &mut dyn Txn| {
+                Ok(Committed::written(draft.write(txn, receiver_id)?))
+            }))
+            .await
+            .map(|c| c.id)
+    }
+
+    /// The checked fields of a new event, about to go through the transforms.
+    fn candidate(&self, mut input: NewEvent) -> Result<Candidate, RegistryError> {
         let mut check = BlankCheck::default();
         let name = check.take(&mut input.name, "name");
         let version = check.take(&mut input.version, "version");
@@ -146,15 +225,22 @@ impl Registry {
         let platform_id = check.take(&mut input.platform_id, "platform id");
         let package = check.take(&mut input.package, "package");
         let description = check.take(&mut input.description, "description");
-        let event_receiver_id = check.take(&mut input.event_receiver_id, "event receiver id");
+        let receiver_id = check.take(&mut input.event_receiver_id, "event receiver id");
         check.finish()?;
         let payload = match input.payload {
             Some(p) => p,
             None => RawValue::from_string("null".into()).map_err(internal_json)?,
         };
-        self.validate_payload(&event_receiver_id, &payload)?;
-        let success = input.success.unwrap_or(false);
-        let draft = EventDraft {
+        let receiver_type = match self.shared_receiver(&receiver_id) {
+            Ok(receiver) => receiver.kind.clone(),
+            Err(RegistryError::NotFound { .. }) => {
+                return Err(RegistryError::invalid("receiver for event does not exist"))
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Candidate {
+            receiver_id,
+            receiver_type,
             nvrpp: Nvrpp {
                 name,
                 version,
@@ -162,17 +248,25 @@ impl Registry {
                 platform_id,
                 package,
             },
+            success: input.success.unwrap_or(false),
             description,
             payload,
-            success,
-        };
-        self.store
-            .commit(Box::new(move |txn: &mut dyn Txn| {
-                let id = draft.write(txn, event_receiver_id)?;
-                Ok(Committed::written(id))
-            }))
-            .await
-            .map(|c| c.id)
+            origin: None,
+        })
+    }
+
+    /// `candidate` validated against its receiver's schema, as (receiver id, draft).
+    fn checked_draft(
+        &self,
+        candidate: Candidate,
+        caused_by: Option<&str>,
+    ) -> Result<(String, EventDraft), RegistryError> {
+        self.validate_payload(&candidate.receiver_id, &candidate.payload)?;
+        let receiver_id = candidate.receiver_id.clone();
+        Ok((
+            receiver_id,
+            EventDraft::from_candidate(candidate, caused_by),
+        ))
     }
 
     /// Checks `payload` against the schema of receiver `receiver_id`.
@@ -415,9 +509,21 @@ struct EventDraft {
     description: String,
     payload: Box<RawValue>,
     success: bool,
+    caused_by: Option<String>,
 }
 
 impl EventDraft {
+    /// The draft of `candidate`, emitted while a plugin handled `caused_by` if that is given.
+    fn from_candidate(candidate: Candidate, caused_by: Option<&str>) -> Self {
+        EventDraft {
+            nvrpp: candidate.nvrpp,
+            description: candidate.description,
+            payload: candidate.payload,
+            success: candidate.success,
+            caused_by: caused_by.map(str::to_owned),
+        }
+    }
+
     /// Stores the event for `receiver_id`, its log message and the group-complete messages it
     /// causes; returns its id.
     fn write(self, txn: &mut dyn Txn, receiver_id: String) -> Result<String, RegistryError> {
@@ -441,6 +547,7 @@ impl EventDraft {
             success: self.success,
             event_receiver_id: receiver_id,
             created_at,
+            caused_by: self.caused_by,
         };
         let completed = completion::completed_groups(txn, &event)?;
         txn.put_event(&event)?;

@@ -86,6 +86,9 @@ pub struct Event {
     pub event_receiver_id: String,
     /// When the event was stored.
     pub created_at: DateTime<Utc>,
+    /// The event whose handling by a plugin emitted this one (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caused_by: Option<String>,
 }
 
 impl Event {

@@ -70,6 +70,8 @@ pub trait Txn {
         key: &str,
         value: Option<&serde_json::Value>,
     ) -> Result<(), StoreError>;
+    /// Sets (or, with `None`, removes) the blob `key`.
+    fn put_blob(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), StoreError>;
     /// Stores a new receiver.
     fn put_receiver(&mut self, receiver: &Receiver) -> Result<(), StoreError>;
     /// Stores a new or changed group (its members never change).
@@ -103,6 +105,8 @@ pub trait Store: Send + Sync {
     fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError>;
     /// Every setting whose key starts with `prefix`, in key order.
     fn settings(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
+    /// The blob stored under `key`, if any.
+    fn blob(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Runs `work` atomically; resolves once its writes are durable.
     fn commit(&self, work: Work) -> BoxFuture<'static, Result<Committed, RegistryError>>;
     /// Durable log entries with a sequence number above `after`, in order, at most `limit`.

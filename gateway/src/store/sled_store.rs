@@ -245,6 +245,13 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn blob(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .trees
+            .get(TreeId::Blobs, key.as_bytes())?
+            .map(|v| v.to_vec()))
+    }
+
     fn commit(&self, work: Work) -> BoxFuture<'static, Result<Committed, RegistryError>> {
         let writer = self.writer.clone();
         Box::pin(async move {

@@ -34,6 +34,8 @@ pub(crate) enum TreeId {
     Dedup,
     /// Setting key (e.g. `webhook/<id>`) → setting JSON.
     Settings,
+    /// Blob key (e.g. `plugin/<name>`) → bytes (plugin components and their compiled form).
+    Blobs,
 }
 
 impl TreeId {
@@ -52,6 +54,7 @@ impl TreeId {
             TreeId::ReceiversByType => 10,
             TreeId::Dedup => 11,
             TreeId::Settings => 12,
+            TreeId::Blobs => 13,
         }
     }
 

@@ -363,6 +363,15 @@ impl Txn for SledTxn<'_> {
         Ok(())
     }
 
+    fn put_blob(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
+        self.writes.push((
+            TreeId::Blobs,
+            key.as_bytes().to_vec(),
+            value.map(<[u8]>::to_vec),
+        ));
+        Ok(())
+    }
+
     fn put_receiver(&mut self, receiver: &Receiver) -> Result<(), StoreError> {
         self.put(
             TreeId::ReceiversByType,

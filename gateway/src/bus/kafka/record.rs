@@ -162,6 +162,7 @@ mod tests {
             success: true,
             event_receiver_id: "01RECV".into(),
             created_at: Utc::now(),
+            caused_by: None,
         };
         let receiver = Receiver {
             id: "01RECV".into(),

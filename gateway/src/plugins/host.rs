@@ -1,0 +1,578 @@
+//! The plugin manager: loads stored plugins at start, installs, replaces, changes and deletes
+//! them at run time, runs transforms for the registry and a runner per watcher.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use super::catalog::{self, PluginRecord};
+use super::compile::{self, Compiled};
+use super::convert::{candidate_event, returned_candidate, stored_event};
+use super::engine::PluginEngine;
+use super::grants::{Grants, Subscription, DEFAULT_TRANSFORM_CPU_MS, DEFAULT_WATCHER_CPU_MS};
+use super::instance::{CallFailure, Loaded, World};
+use super::runner::{self, DeadLetter, Runner};
+use super::sandbox::{HostAccess, Services, HTTP_TIMEOUT};
+use super::PluginError;
+use crate::registry::error::RegistryError;
+use crate::registry::model::{Event, Receiver};
+use crate::registry::transform::{Candidate, Transforms};
+use crate::registry::Registry;
+
+/// Calls and failures of a plugin, across its revisions.
+#[derive(Debug, Default)]
+pub struct Stats {
+    calls: AtomicU64,
+    failures: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Stats {
+    fn record<T>(&self, outcome: &Result<T, CallFailure>) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = outcome {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+        }
+    }
+}
+
+/// An installed revision of a plugin.
+pub struct Installed {
+    /// Its record.
+    pub record: PluginRecord,
+    /// The events it gets: the operator's override, else its manifest's.
+    pub subscription: Subscription,
+    /// The loaded component.
+    pub loaded: Arc<Loaded>,
+    stats: Arc<Stats>,
+}
+
+/// A plugin as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct PluginView {
+    /// The stored record.
+    #[serde(flatten)]
+    pub record: PluginRecord,
+    /// Calls since the gateway started.
+    pub calls: u64,
+    /// Failed calls since the gateway started.
+    pub failures: u64,
+    /// The last failure's error.
+    pub last_error: Option<String>,
+    /// A watcher's cursor: the last log sequence number it is done with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
+    /// A watcher's dead letters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letters: Option<usize>,
+}
+
+/// A change to a plugin (`PATCH`): fields left out stay as they are.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginPatch {
+    /// Enable or disable it.
+    pub enabled: Option<bool>,
+    /// New grants (replacing the old ones whole).
+    pub grants: Option<Grants>,
+}
+
+/// The outcome of re-driving dead letters.
+#[derive(Debug, Serialize)]
+pub struct Redriven {
+    /// Dead letters tried.
+    pub tried: usize,
+    /// Handled this time (removed from the dead letters).
+    pub handled: usize,
+    /// Still failing (kept, with the new error).
+    pub failed: usize,
+}
+
+/// The plugin manager.
+pub struct PluginHost {
+    engine: Arc<PluginEngine>,
+    services: Arc<Services>,
+    plugins: RwLock<BTreeMap<String, Arc<Installed>>>,
+    /// The enabled transforms, in name order: what the request path reads.
+    transforms: RwLock<Arc<Vec<Arc<Installed>>>>,
+    runners: tokio::sync::Mutex<HashMap<String, Runner>>,
+    /// One management operation at a time.
+    manage: tokio::sync::Mutex<()>,
+    changes: watch::Sender<u64>,
+}
+
+impl PluginHost {
+    /// Loads the stored plugins, hooks the transforms into `registry`, starts the watchers.
+    pub async fn start(registry: Arc<Registry>) -> Result<Arc<Self>, PluginError> {
+        let engine = PluginEngine::new()?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(HTTP_TIMEOUT)
+            .build()
+            .map_err(|e| PluginError::Internal(format!("HTTP client: {e}")))?;
+        let services = Arc::new(Services {
+            registry: registry.clone(),
+            http,
+            runtime: tokio::runtime::Handle::current(),
+        });
+        let host = Arc::new(PluginHost {
+            engine,
+            services,
+            plugins: RwLock::new(BTreeMap::new()),
+            transforms: RwLock::new(Arc::new(Vec::new())),
+            runners: tokio::sync::Mutex::new(HashMap::new()),
+            manage: tokio::sync::Mutex::new(()),
+            changes: watch::channel(0).0,
+        });
+        for record in catalog::records(registry.store().as_ref())? {
+            let name = record.name.clone();
+            match host.load_stored(record).await {
+                Ok(installed) => host.put(installed),
+                Err(e) => {
+                    tracing::error!(plugin = %name, error = %e, "cannot load the stored plugin; it stays off until replaced")
+                }
+            }
+        }
+        registry.set_transforms(host.clone());
+        host.sync_runners().await;
+        tracing::info!(plugins = host.read().len(), "plugins loaded");
+        Ok(host)
+    }
+
+    /// The registry plugins work on.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.services.registry
+    }
+
+    /// The installed plugin `name`.
+    pub fn installed(&self, name: &str) -> Option<Arc<Installed>> {
+        self.read().get(name).cloned()
+    }
+
+    /// Notified at each change of the installed plugins.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Installed>>> {
+        self.plugins.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Loads a stored plugin from its precompiled form, compiling it again when that no longer
+    /// loads (another gateway version).
+    async fn load_stored(&self, record: PluginRecord) -> Result<Installed, PluginError> {
+        let store = self.registry().store();
+        let (component_bytes, artifact) = catalog::binaries(store.as_ref(), &record.name)?;
+        let loaded = artifact.and_then(|a| compile::deserialize(&self.engine, &a).ok());
+        let component = match loaded {
+            Some(component) => component,
+            None => {
+                tracing::info!(plugin = %record.name, "compiling the stored component again");
+                let compiled = self.compile(component_bytes).await?.0;
+                catalog::save_artifact(
+                    store,
+                    &record.name,
+                    compile::serialize(&compiled.component)?,
+                )
+                .await?;
+                compiled.component
+            }
+        };
+        self.install(record, &component, None)
+    }
+
+    /// Links `component` under `record`'s grants.
+    fn install(
+        &self,
+        record: PluginRecord,
+        component: &wasmtime::component::Component,
+        stats: Option<Arc<Stats>>,
+    ) -> Result<Installed, PluginError> {
+        let default_cpu = match record.world {
+            World::Watcher => DEFAULT_WATCHER_CPU_MS,
+            World::Transform => DEFAULT_TRANSFORM_CPU_MS,
+        };
+        let budget = Duration::from_millis(record.grants.cpu_ms.unwrap_or(default_cpu));
+        let loaded = Loaded::link(
+            &self.engine,
+            &record.name,
+            record.world,
+            component,
+            record.grants.memory_bytes(),
+            budget,
+        )?;
+        let subscription = record
+            .grants
+            .subscription
+            .clone()
+            .unwrap_or_else(|| record.manifest.subscription.clone());
+        Ok(Installed {
+            record,
+            subscription,
+            loaded: Arc::new(loaded),
+            stats: stats.unwrap_or_default(),
+        })
+    }
+
+    /// Compiles uploaded bytes on a blocking thread; also returns the bytes.
+    async fn compile(&self, bytes: Vec<u8>) -> Result<(Compiled, Vec<u8>), PluginError> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || compile::compile(&engine, &bytes).map(|c| (c, bytes)))
+            .await
+            .map_err(|e| PluginError::Internal(format!("compilation task: {e}")))?
+    }
+
+    /// Makes `installed` the current revision of its plugin.
+    fn put(&self, installed: Installed) {
+        let name = installed.record.name.clone();
+        self.plugins
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, Arc::new(installed));
+        self.changed();
+    }
+
+    /// Publishes a change: the transform list and the runners' view.
+    fn changed(&self) {
+        let transforms = self
+            .read()
+            .values()
+            .filter(|p| p.record.world == World::Transform && p.record.enabled)
+            .cloned()
+            .collect();
+        *self.transforms.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(transforms);
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Starts a runner for each installed watcher without one, stops those of plugins that are
+    /// no longer watchers; returns once stopped runners have finished their call in flight.
+    async fn sync_runners(self: &Arc<Self>) {
+        let watchers: Vec<String> = self
+            .read()
+            .values()
+            .filter(|p| p.record.world == World::Watcher)
+            .map(|p| p.record.name.clone())
+            .collect();
+        let mut runners = self.runners.lock().await;
+        let gone: Vec<String> = runners
+            .keys()
+            .filter(|name| !watchers.contains(name))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(runner) = runners.remove(&name) {
+                runner.stop().await;
+            }
+        }
+        for name in watchers {
+            runners
+                .entry(name.clone())
+                .or_insert_with(|| Runner::spawn(self.clone(), name));
+        }
+    }
+
+    /// Stops every watcher (each after its call in flight).
+    pub async fn stop(&self) {
+        let mut runners = self.runners.lock().await;
+        for (_, runner) in runners.drain() {
+            runner.stop().await;
+        }
+    }
+
+    /// Every plugin, by name.
+    pub fn list(&self) -> Vec<PluginView> {
+        let installed: Vec<Arc<Installed>> = self.read().values().cloned().collect();
+        installed.iter().map(|p| self.view(p)).collect()
+    }
+
+    /// Plugin `name`.
+    pub fn get(&self, name: &str) -> Result<PluginView, PluginError> {
+        let installed = self
+            .installed(name)
+            .ok_or_else(|| PluginError::NotFound(name.to_owned()))?;
+        Ok(self.view(&installed))
+    }
+
+    fn view(&self, installed: &Installed) -> PluginView {
+        let name = &installed.record.name;
+        let watcher = installed.record.world == World::Watcher;
+        PluginView {
+            record: installed.record.clone(),
+            calls: installed.stats.calls.load(Ordering::Relaxed),
+            failures: installed.stats.failures.load(Ordering::Relaxed),
+            last_error: installed
+                .stats
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            cursor: watcher.then(|| runner::saved_cursor(self, name)),
+            dead_letters: watcher.then(|| {
+                runner::dead_letters(self, name)
+                    .map(|d| d.len())
+                    .unwrap_or(0)
+            }),
+        }
+    }
+
+    /// Installs a new plugin from its component and grants; live at once. A new watcher gets
+    /// the events stored from now on.
+    pub async fn upload(
+        self: &Arc<Self>,
+        bytes: Vec<u8>,
+        grants: Grants,
+    ) -> Result<PluginView, PluginError> {
+        grants.check()?;
+        let _one = self.manage.lock().await;
+        let (compiled, bytes) = self.compile(bytes).await?;
+        let name = compiled.manifest.name.clone();
+        if self.installed(&name).is_some() {
+            return Err(PluginError::Exists(name));
+        }
+        let now = Utc::now();
+        let record = PluginRecord {
+            name: name.clone(),
+            world: compiled.world,
+            manifest: compiled.manifest.clone(),
+            grants,
+            enabled: true,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            size: bytes.len(),
+            revision: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let installed = self.install(record.clone(), &compiled.component, None)?;
+        if compiled.world == World::Watcher {
+            let now_seq = *self.registry().store().durable_seq().borrow();
+            runner::save_cursor(self, &name, now_seq).await?;
+        }
+        let artifact = compile::serialize(&compiled.component)?;
+        catalog::save(self.registry().store(), &record, Some((bytes, artifact))).await?;
+        self.put(installed);
+        self.sync_runners().await;
+        tracing::info!(plugin = %name, world = ?record.world, "plugin installed");
+        self.get(&name)
+    }
+
+    /// Replaces plugin `name` with a new component (its manifest must carry the same name),
+    /// keeping its grants unless new ones are given, its state and a watcher's cursor. Calls in
+    /// flight finish on the old revision.
+    pub async fn replace(
+        self: &Arc<Self>,
+        name: &str,
+        bytes: Vec<u8>,
+        grants: Option<Grants>,
+    ) -> Result<PluginView, PluginError> {
+        if let Some(grants) = &grants {
+            grants.check()?;
+        }
+        let _one = self.manage.lock().await;
+        let old = self
+            .installed(name)
+            .ok_or_else(|| PluginError::NotFound(name.to_owned()))?;
+        let (compiled, bytes) = self.compile(bytes).await?;
+        if compiled.manifest.name != name {
+            return Err(PluginError::Invalid(format!(
+                "the new component's manifest names it {}, not {name}",
+                compiled.manifest.name
+            )));
+        }
+        let record = PluginRecord {
+            world: compiled.world,
+            manifest: compiled.manifest.clone(),
+            grants: grants.unwrap_or_else(|| old.record.grants.clone()),
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            size: bytes.len(),
+            revision: old.record.revision + 1,
+            updated_at: Utc::now(),
+            ..old.record.clone()
+        };
+        let installed =
+            self.install(record.clone(), &compiled.component, Some(old.stats.clone()))?;
+        let artifact = compile::serialize(&compiled.component)?;
+        catalog::save(self.registry().store(), &record, Some((bytes, artifact))).await?;
+        self.put(installed);
+        self.sync_runners().await;
+        tracing::info!(plugin = %name, revision = record.revision, "plugin replaced");
+        self.get(name)
+    }
+
+    /// Enables, disables or re-grants plugin `name`.
+    pub async fn update(
+        self: &Arc<Self>,
+        name: &str,
+        patch: PluginPatch,
+    ) -> Result<PluginView, PluginError> {
+        if let Some(grants) = &patch.grants {
+            grants.check()?;
+        }
+        let _one = self.manage.lock().await;
+        let old = self
+            .installed(name)
+            .ok_or_else(|| PluginError::NotFound(name.to_owned()))?;
+        let record = PluginRecord {
+            enabled: patch.enabled.unwrap_or(old.record.enabled),
+            grants: patch.grants.unwrap_or_else(|| old.record.grants.clone()),
+            updated_at: Utc::now(),
+            ..old.record.clone()
+        };
+        let installed = match record.grants == old.record.grants {
+            true => Installed {
+                record: record.clone(),
+                subscription: old.subscription.clone(),
+                loaded: old.loaded.clone(),
+                stats: old.stats.clone(),
+            },
+            false => {
+                let (bytes, artifact) = catalog::binaries(self.registry().store().as_ref(), name)?;
+                let component = match artifact {
+                    Some(a) => compile::deserialize(&self.engine, &a)?,
+                    None => self.compile(bytes).await?.0.component,
+                };
+                self.install(record.clone(), &component, Some(old.stats.clone()))?
+            }
+        };
+        catalog::save(self.registry().store(), &record, None).await?;
+        self.put(installed);
+        self.get(name)
+    }
+
+    /// Deletes plugin `name` and everything it kept; once this returns, it handles nothing more.
+    pub async fn delete(self: &Arc<Self>, name: &str) -> Result<(), PluginError> {
+        let _one = self.manage.lock().await;
+        let removed = self
+            .plugins
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        if removed.is_none() {
+            return Err(PluginError::NotFound(name.to_owned()));
+        }
+        self.changed();
+        self.sync_runners().await;
+        catalog::remove(self.registry().store(), name).await?;
+        tracing::info!(plugin = %name, "plugin deleted");
+        Ok(())
+    }
+
+    /// Hands a stored event to watcher `installed` on a blocking thread.
+    pub async fn call_watcher(
+        &self,
+        installed: &Arc<Installed>,
+        event: &Event,
+        receiver: &Receiver,
+    ) -> Result<(), CallFailure> {
+        let access = HostAccess {
+            services: self.services.clone(),
+            grants: Arc::new(installed.record.grants.clone()),
+            capabilities: installed.record.manifest.wit_capabilities(),
+            cause: event.id.clone(),
+        };
+        let wit_event = stored_event(event, receiver);
+        let loaded = installed.loaded.clone();
+        let outcome = tokio::task::spawn_blocking(move || loaded.watch(&wit_event, access))
+            .await
+            .unwrap_or_else(|e| Err(CallFailure::Trapped(format!("the call panicked: {e}"))));
+        installed.stats.record(&outcome);
+        outcome
+    }
+
+    /// The dead letters of watcher `name`, oldest first.
+    pub fn dead_letters(&self, name: &str) -> Result<Vec<DeadLetter>, PluginError> {
+        self.watcher(name)?;
+        runner::dead_letters(self, name)
+    }
+
+    fn watcher(&self, name: &str) -> Result<Arc<Installed>, PluginError> {
+        let installed = self
+            .installed(name)
+            .ok_or_else(|| PluginError::NotFound(name.to_owned()))?;
+        match installed.record.world {
+            World::Watcher => Ok(installed),
+            World::Transform => Err(PluginError::Invalid(format!(
+                "{name} is a transform: only watchers have dead letters"
+            ))),
+        }
+    }
+
+    /// Hands each dead letter of watcher `name` to its current revision once more; those
+    /// handled are removed, the others keep the new error.
+    pub async fn redrive(&self, name: &str) -> Result<Redriven, PluginError> {
+        let installed = self.watcher(name)?;
+        let letters = runner::dead_letters(self, name)?;
+        let mut outcome = Redriven {
+            tried: letters.len(),
+            handled: 0,
+            failed: 0,
+        };
+        for mut letter in letters {
+            let found = self.registry().event(&letter.event_id);
+            let result = match found {
+                Ok(found) => {
+                    self.call_watcher(&installed, &found.event, &found.receiver)
+                        .await
+                }
+                Err(RegistryError::NotFound { .. }) => {
+                    Err(CallFailure::Returned("the event no longer exists".into()))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            match result {
+                Ok(()) => {
+                    runner::remove_dead_letter(self, name, letter.seq).await?;
+                    outcome.handled += 1;
+                }
+                Err(e) => {
+                    letter.error = e.to_string();
+                    letter.attempts += 1;
+                    letter.failed_at = Utc::now();
+                    runner::put_dead_letter(self, name, &letter).await?;
+                    outcome.failed += 1;
+                }
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+impl Transforms for PluginHost {
+    fn apply(&self, candidate: Candidate) -> Result<Vec<Candidate>, RegistryError> {
+        let transforms = self
+            .transforms
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut current = vec![candidate];
+        for transform in transforms.iter() {
+            let mut next = Vec::with_capacity(current.len());
+            for candidate in current {
+                if !transform
+                    .subscription
+                    .matches(&candidate.receiver_id, &candidate.receiver_type)
+                {
+                    next.push(candidate);
+                    continue;
+                }
+                let refused = |reason: String| RegistryError::Refused {
+                    plugin: transform.record.name.clone(),
+                    reason,
+                };
+                let outcome = transform.loaded.transform(&candidate_event(&candidate));
+                transform.stats.record(&outcome);
+                for event in outcome.map_err(|e| refused(e.to_string()))? {
+                    next.push(returned_candidate(event, &candidate).map_err(refused)?);
+                }
+            }
+            current = next;
+        }
+        Ok(current)
+    }
+}

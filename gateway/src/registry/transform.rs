@@ -1,0 +1,34 @@
+//! The hook through which transform plugins see incoming events before they are validated and
+//! stored.
+
+use serde_json::value::RawValue;
+
+use super::error::RegistryError;
+use super::model::Nvrpp;
+
+/// An event on its way in, before validation: what a transform gets and what it returns.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The receiver it goes to; empty when that is the receiver of `receiver_type`, still to be
+    /// created on the fly.
+    pub receiver_id: String,
+    /// That receiver's type.
+    pub receiver_type: String,
+    /// The unit it is about.
+    pub nvrpp: Nvrpp,
+    /// Whether what it reports succeeded.
+    pub success: bool,
+    /// Free text.
+    pub description: String,
+    /// The payload.
+    pub payload: Box<RawValue>,
+    /// (source, id) of the CloudEvent it came in as, if it did.
+    pub origin: Option<(String, String)>,
+}
+
+/// The transforms incoming events go through.
+pub trait Transforms: Send + Sync {
+    /// The events to store instead of `candidate` (itself when no transform applies, none to
+    /// drop it), or [`RegistryError::Refused`] naming the transform that refused or failed.
+    fn apply(&self, candidate: Candidate) -> Result<Vec<Candidate>, RegistryError>;
+}
