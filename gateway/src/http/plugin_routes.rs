@@ -6,9 +6,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use serde::Deserialize;
 
 use super::envelope::{ok, ApiError};
-use super::extract::{AdminAuth, JsonBody};
+use super::extract::{AdminAuth, JsonBody, Params};
 use super::AppState;
 use crate::plugins::grants::Grants;
 use crate::plugins::host::PluginPatch;
@@ -80,14 +81,23 @@ async fn one(
     Ok(ok(state.plugins.get(&name)?).into_response())
 }
 
+/// Query of an upload.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadQuery {
+    /// Install under this name instead of the manifest's.
+    name: Option<String>,
+}
+
 async fn upload(
     _: AdminAuth,
     State(state): State<AppState>,
+    Params(query): Params<UploadQuery>,
     headers: HeaderMap,
     Component(bytes): Component,
 ) -> Result<Response, ApiError> {
     let grants = grants(&headers)?.unwrap_or_default();
-    let view = state.plugins.upload(bytes, grants).await?;
+    let view = state.plugins.upload(bytes, grants, query.name).await?;
     Ok((StatusCode::CREATED, ok(view)).into_response())
 }
 

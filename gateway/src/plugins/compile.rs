@@ -115,19 +115,9 @@ fn describe(
     let manifest = loaded
         .describe()
         .map_err(|e| PluginError::Invalid(format!("describe failed: {e}")))?;
-    let name = manifest.name;
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err(PluginError::Invalid(format!(
-            "the manifest's name {name:?} must be 1 to 64 characters of a-z, 0-9 and -"
-        )));
-    }
+    check_name(&manifest.name).map_err(|e| PluginError::Invalid(format!("the manifest: {e}")))?;
     Ok(Manifest {
-        name,
+        name: manifest.name,
         version: manifest.version,
         description: manifest.description,
         subscription: Subscription {
@@ -140,6 +130,21 @@ fn describe(
             .map(|c| capability_name(c).to_owned())
             .collect(),
     })
+}
+
+/// Checks a plugin name: 1 to 64 characters of `a-z`, `0-9` and `-`.
+pub fn check_name(name: &str) -> Result<(), PluginError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    match valid {
+        true => Ok(()),
+        false => Err(PluginError::Invalid(format!(
+            "plugin name {name:?} must be 1 to 64 characters of a-z, 0-9 and -"
+        ))),
+    }
 }
 
 /// The precompiled form of `component`, to store.

@@ -25,6 +25,9 @@ use crate::registry::model::{Event, Receiver};
 use crate::registry::transform::{Candidate, Transforms};
 use crate::registry::Registry;
 
+/// Most events a transform can make of one.
+pub const MAX_TRANSFORM_OUTPUTS: usize = 100;
+
 /// Calls and failures of a plugin, across its revisions.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -324,15 +327,21 @@ impl PluginHost {
 
     /// Installs a new plugin from its component and grants; live at once. A new watcher gets
     /// the events stored from now on.
+    /// `name`, when given, installs it under that name instead of its manifest's (to run one
+    /// component twice with different grants).
     pub async fn upload(
         self: &Arc<Self>,
         bytes: Vec<u8>,
         grants: Grants,
+        name: Option<String>,
     ) -> Result<PluginView, PluginError> {
         grants.check()?;
+        if let Some(name) = &name {
+            compile::check_name(name)?;
+        }
         let _one = self.manage.lock().await;
         let (compiled, bytes) = self.compile(bytes).await?;
-        let name = compiled.manifest.name.clone();
+        let name = name.unwrap_or_else(|| compiled.manifest.name.clone());
         if self.installed(&name).is_some() {
             return Err(PluginError::Exists(name));
         }
@@ -379,10 +388,10 @@ impl PluginHost {
             .installed(name)
             .ok_or_else(|| PluginError::NotFound(name.to_owned()))?;
         let (compiled, bytes) = self.compile(bytes).await?;
-        if compiled.manifest.name != name {
+        if compiled.manifest.name != old.record.manifest.name {
             return Err(PluginError::Invalid(format!(
-                "the new component's manifest names it {}, not {name}",
-                compiled.manifest.name
+                "the new component's manifest names it {}, not {} (delete {name} and upload it instead)",
+                compiled.manifest.name, old.record.manifest.name
             )));
         }
         let record = PluginRecord {
@@ -565,14 +574,35 @@ impl Transforms for PluginHost {
                     plugin: transform.record.name.clone(),
                     reason,
                 };
-                let outcome = transform.loaded.transform(&candidate_event(&candidate));
+                let event = candidate_event(&candidate);
+                let outcome =
+                    off_the_reactor(|| transform.loaded.transform(&event)).and_then(|events| {
+                        match events.len() > MAX_TRANSFORM_OUTPUTS {
+                            true => Err(CallFailure::Returned(format!(
+                                "returned {} events; at most {MAX_TRANSFORM_OUTPUTS} are taken",
+                                events.len()
+                            ))),
+                            false => Ok(events),
+                        }
+                    });
                 transform.stats.record(&outcome);
-                for event in outcome.map_err(|e| refused(e.to_string()))? {
+                let events = outcome.map_err(|e| refused(e.to_string()))?;
+                for event in events {
                     next.push(returned_candidate(event, &candidate).map_err(refused)?);
                 }
             }
             current = next;
         }
         Ok(current)
+    }
+}
+
+/// Runs `call` where it may block: WASI's synchronous streams (a plugin writing to stderr, as a
+/// panic does) wait on the runtime, which a worker thread driving tasks must not do.
+fn off_the_reactor<R>(call: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(call),
+        _ => call(),
     }
 }

@@ -82,10 +82,15 @@ impl BlankCheck {
     /// Takes the field's value, noting it when blank (absent, null or only whitespace).
     pub(crate) fn take(&mut self, value: &mut Option<String>, label: &str) -> String {
         let value = value.take().unwrap_or_default();
+        self.check(&value, label);
+        value
+    }
+
+    /// Notes the field when `value` is blank (empty or only whitespace).
+    pub(crate) fn check(&mut self, value: &str, label: &str) {
         if value.trim().is_empty() {
             self.missing.push(format!("{label} cannot be blank"));
         }
-        value
     }
 
     /// Fails with every blank field in one message.

@@ -216,17 +216,26 @@ impl Registry {
             .map(|c| c.id)
     }
 
-    /// The checked fields of a new event, about to go through the transforms.
+    /// A new event, about to go through the transforms: blank fields are refused after them
+    /// (a transform may fill them), unless the receiver is missing too (then every blank field
+    /// is named at once, as EPR does).
     fn candidate(&self, mut input: NewEvent) -> Result<Candidate, RegistryError> {
-        let mut check = BlankCheck::default();
-        let name = check.take(&mut input.name, "name");
-        let version = check.take(&mut input.version, "version");
-        let release = check.take(&mut input.release, "release");
-        let platform_id = check.take(&mut input.platform_id, "platform id");
-        let package = check.take(&mut input.package, "package");
-        let description = check.take(&mut input.description, "description");
-        let receiver_id = check.take(&mut input.event_receiver_id, "event receiver id");
-        check.finish()?;
+        let receiver_id = input.event_receiver_id.clone().unwrap_or_default();
+        if receiver_id.trim().is_empty() {
+            let mut check = BlankCheck::default();
+            for (value, label) in [
+                (&mut input.name, "name"),
+                (&mut input.version, "version"),
+                (&mut input.release, "release"),
+                (&mut input.platform_id, "platform id"),
+                (&mut input.package, "package"),
+                (&mut input.description, "description"),
+                (&mut input.event_receiver_id, "event receiver id"),
+            ] {
+                check.take(value, label);
+            }
+            check.finish()?;
+        }
         let payload = match input.payload {
             Some(p) => p,
             None => RawValue::from_string("null".into()).map_err(internal_json)?,
@@ -242,14 +251,14 @@ impl Registry {
             receiver_id,
             receiver_type,
             nvrpp: Nvrpp {
-                name,
-                version,
-                release,
-                platform_id,
-                package,
+                name: input.name.unwrap_or_default(),
+                version: input.version.unwrap_or_default(),
+                release: input.release.unwrap_or_default(),
+                platform_id: input.platform_id.unwrap_or_default(),
+                package: input.package.unwrap_or_default(),
             },
             success: input.success.unwrap_or(false),
-            description,
+            description: input.description.unwrap_or_default(),
             payload,
             origin: None,
         })
@@ -261,6 +270,19 @@ impl Registry {
         candidate: Candidate,
         caused_by: Option<&str>,
     ) -> Result<(String, EventDraft), RegistryError> {
+        let mut check = BlankCheck::default();
+        let unit = &candidate.nvrpp;
+        for (value, label) in [
+            (&unit.name, "name"),
+            (&unit.version, "version"),
+            (&unit.release, "release"),
+            (&unit.platform_id, "platform id"),
+            (&unit.package, "package"),
+            (&candidate.description, "description"),
+        ] {
+            check.check(value, label);
+        }
+        check.finish()?;
         self.validate_payload(&candidate.receiver_id, &candidate.payload)?;
         let receiver_id = candidate.receiver_id.clone();
         Ok((

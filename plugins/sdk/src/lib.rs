@@ -81,3 +81,24 @@ pub mod transform {
 
     pub use crate::watcher::{Cloudevent, Level, Nvrpp, Subscription, logging};
 }
+
+/// Whether `text` matches `pattern`, where `*` matches any run of characters (as the gateway
+/// matches subscriptions).
+pub fn glob_matches(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}

@@ -1,0 +1,705 @@
+//! WebAssembly plugins end to end: real components built from `plugins/` (tests/run builds
+//! them) uploaded to the real gateway over HTTP, firing at a real local HTTP server.
+
+mod support;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode as AxumStatus};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use support::{error_of, event_body, Api, Gateway};
+
+/// The bytes of a component built from `plugins/` (crate name with `_`).
+fn wasm(crate_name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../plugins/target/wasm32-wasip2/release/{crate_name}.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("{path}: {e}: build the plugins first (tests/run does): cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml")
+    })
+}
+
+/// Uploads a component with `grants`, under `name` if given.
+async fn upload(
+    api: &Api,
+    bytes: Vec<u8>,
+    grants: Value,
+    name: Option<&str>,
+) -> (StatusCode, Value) {
+    let path = match name {
+        Some(name) => format!("/api/v1/plugins?name={name}"),
+        None => "/api/v1/plugins".to_owned(),
+    };
+    send(api, Method::POST, &path, bytes, &grants).await
+}
+
+async fn send(
+    api: &Api,
+    method: Method,
+    path: &str,
+    bytes: Vec<u8>,
+    grants: &Value,
+) -> (StatusCode, Value) {
+    let response = api
+        .http
+        .request(method, api.url(path))
+        .header("content-type", "application/wasm")
+        .header("x-epr-grants", grants.to_string())
+        .body(bytes)
+        .send()
+        .await
+        .expect("upload sent");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Uploads, expecting 201.
+async fn install(api: &Api, crate_name: &str, grants: Value, name: Option<&str>) -> Value {
+    let (status, answer) = upload(api, wasm(crate_name), grants, name).await;
+    assert_eq!(status, StatusCode::CREATED, "upload {crate_name}: {answer}");
+    answer["data"].clone()
+}
+
+/// Polls `probe` until it yields a value (20 s at most).
+async fn until<T, F: Future<Output = Option<T>>>(what: &str, mut probe: impl FnMut() -> F) -> T {
+    for _ in 0..400 {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// The plugin as `GET /api/v1/plugins/{name}` shows it.
+async fn plugin(api: &Api, name: &str) -> Value {
+    let (status, answer) = api.get(&format!("/api/v1/plugins/{name}")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer["data"].clone()
+}
+
+async fn dead_letters(api: &Api, name: &str) -> Vec<Value> {
+    let (status, answer) = api
+        .get(&format!("/api/v1/plugins/{name}/dead-letters"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer["data"].as_array().expect("a list").clone()
+}
+
+/// Events of receiver `receiver`.
+async fn events_of(api: &Api, receiver: &str) -> Vec<Value> {
+    let (status, answer) = api
+        .get(&format!("/api/v1/events?event_receiver_id={receiver}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer["data"].as_array().expect("a list").clone()
+}
+
+/// A request the hook server received.
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// A local HTTP server recording what it receives and answering `status`.
+struct Hook {
+    port: u16,
+    received: Arc<Mutex<Vec<Received>>>,
+    status: Arc<AtomicU16>,
+}
+
+impl Hook {
+    /// Answers 500 to the first `fail_first` requests, then 200.
+    async fn start(fail_first: u16) -> Hook {
+        type Shared = (Arc<Mutex<Vec<Received>>>, Arc<AtomicU16>, Arc<AtomicU16>);
+        async fn record(
+            State((received, status, fail_first)): State<Shared>,
+            uri: axum::http::Uri,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> AxumStatus {
+            received.lock().unwrap().push(Received {
+                path: uri.path().to_owned(),
+                headers,
+                body,
+            });
+            let failing = fail_first
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            match failing {
+                true => AxumStatus::INTERNAL_SERVER_ERROR,
+                false => AxumStatus::from_u16(status.load(Ordering::SeqCst)).unwrap(),
+            }
+        }
+        let shared: Shared = (
+            Arc::default(),
+            Arc::new(AtomicU16::new(200)),
+            Arc::new(AtomicU16::new(fail_first)),
+        );
+        let app = axum::Router::new()
+            .fallback(record)
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Hook {
+            port,
+            received: shared.0,
+            status: shared.1,
+        }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Grants for the webhook firer to POST here, signing with `secret`.
+    fn grants(&self, path: &str, secret: &str) -> Value {
+        json!({
+            "allowed_hosts": [format!("127.0.0.1:{}", self.port)],
+            "config": {"url": format!("http://127.0.0.1:{}{path}", self.port), "secret": secret},
+            "subscription": {"types": ["test.fire*"]},
+        })
+    }
+}
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// Checks a Standard-Webhooks signature as a receiver would.
+fn verify(received: &Received) {
+    let header = |name: &str| received.headers[name].to_str().unwrap().to_owned();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(SECRET.trim_start_matches("whsec_"))
+        .unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(header("webhook-id").as_bytes());
+    mac.update(b".");
+    mac.update(header("webhook-timestamp").as_bytes());
+    mac.update(b".");
+    mac.update(&received.body);
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    assert_eq!(
+        header("webhook-signature"),
+        format!("v1,{expected}"),
+        "signature"
+    );
+}
+
+#[tokio::test]
+async fn webhook_firer_posts_signed_cloudevents_and_retries_a_failing_server() {
+    let gw = Gateway::start().await;
+    let hook = Hook::start(2).await;
+    install(&gw, "webhook_firer", hook.grants("/hook", SECRET), None).await;
+    let receiver = gw.receiver("test.fire").await;
+    let other = gw.receiver("test.other").await;
+    let id = gw
+        .create(
+            "/api/v1/events",
+            &event_body(&receiver, "app", true, json!({"build": 7})),
+        )
+        .await;
+    gw.event(&other, "not-subscribed", true).await;
+
+    let received = until("three attempts", || async {
+        let r = hook.received();
+        (r.len() >= 3).then_some(r)
+    })
+    .await;
+    let last = &received[2];
+    assert_eq!(last.path, "/hook");
+    assert_eq!(last.headers["ce-id"], id.as_str());
+    assert_eq!(last.headers["ce-type"], "test.fire");
+    assert_eq!(last.headers["ce-specversion"], "1.0");
+    assert_eq!(last.headers["ce-subject"], "app");
+    let payload: Value = serde_json::from_slice(&last.body).unwrap();
+    assert_eq!(payload, json!({"build": 7}));
+    verify(last);
+    let view = until("the third call recorded", || async {
+        let view = plugin(&gw, "webhook-firer").await;
+        (view["calls"] == 3).then_some(view)
+    })
+    .await;
+    assert_eq!(view["failures"], 2, "{view}");
+    assert!(
+        view["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("answered 500"),
+        "{view}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        hook.received().len(),
+        3,
+        "the other receiver's event is not sent"
+    );
+    assert!(dead_letters(&gw, "webhook-firer").await.is_empty());
+    assert!(gw
+        .metrics()
+        .await
+        .contains("epr_plugin_calls_total{plugin=\"webhook-firer\"} 3"));
+}
+
+#[tokio::test]
+async fn an_event_failing_every_attempt_is_dead_lettered_then_redriven() {
+    let gw = Gateway::start().await;
+    let hook = Hook::start(0).await;
+    hook.status.store(503, Ordering::SeqCst);
+    let mut grants = hook.grants("/hook", SECRET);
+    grants["max_attempts"] = json!(3);
+    install(&gw, "webhook_firer", grants, None).await;
+    let receiver = gw.receiver("test.fire").await;
+    let id = gw.event(&receiver, "app", true).await;
+
+    let letters = until("a dead letter", || async {
+        let d = dead_letters(&gw, "webhook-firer").await;
+        (!d.is_empty()).then_some(d)
+    })
+    .await;
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0]["event_id"], id.as_str());
+    assert_eq!(letters[0]["attempts"], 3);
+    assert!(
+        letters[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("answered 503"),
+        "{letters:?}"
+    );
+    assert_eq!(hook.received().len(), 3);
+
+    // the receiving end is fixed: a re-drive delivers the event and clears the dead letter
+    hook.status.store(200, Ordering::SeqCst);
+    let (status, answer) = gw
+        .post(
+            "/api/v1/plugins/webhook-firer/dead-letters/redrive",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer["data"],
+        json!({"tried": 1, "handled": 1, "failed": 0})
+    );
+    assert_eq!(hook.received().len(), 4);
+    assert_eq!(hook.received()[3].headers["ce-id"], id.as_str());
+    assert!(dead_letters(&gw, "webhook-firer").await.is_empty());
+}
+
+#[tokio::test]
+async fn the_rules_watcher_emits_an_event_linked_to_its_cause() {
+    let gw = Gateway::start().await;
+    let builds = gw.receiver("test.build.finished").await;
+    let alerts = gw.receiver("test.alert").await;
+    let rules = json!([{"type": "test.build.*", "success": false, "receiver_id": alerts,
+        "description": "a build failed"}]);
+    install(
+        &gw,
+        "rules",
+        json!({"config": {"rules": rules.to_string()}}),
+        None,
+    )
+    .await;
+    gw.event(&builds, "app-ok", true).await;
+    let failed = gw.event(&builds, "app-broken", false).await;
+
+    let emitted = until("the alert", || async {
+        let e = events_of(&gw, &alerts).await;
+        (!e.is_empty()).then_some(e)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        events_of(&gw, &alerts).await.len(),
+        1,
+        "only the failed build matches"
+    );
+    let alert = &emitted[0];
+    assert_eq!(alert["caused_by"], failed.as_str());
+    assert_eq!(alert["name"], "app-broken");
+    assert_eq!(alert["success"], false);
+    assert_eq!(alert["description"], "a build failed");
+    assert_eq!(alert["payload"]["event_id"], failed.as_str());
+    let (_, one) = gw
+        .get(&format!("/api/v1/events/{}", alert["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(one["data"][0]["caused_by"], failed.as_str(), "{one}");
+}
+
+#[tokio::test]
+async fn a_watcher_reacting_to_its_own_output_stops_at_the_chain_limit() {
+    let gw = Gateway::start().await;
+    let echo = gw.receiver("test.echo").await;
+    let rules = json!([{"type": "test.echo", "receiver_id": echo}]);
+    install(
+        &gw,
+        "rules",
+        json!({"config": {"rules": rules.to_string()}, "max_attempts": 1}),
+        None,
+    )
+    .await;
+    gw.event(&echo, "loop", true).await;
+    let letters = until("the chain to stop", || async {
+        let d = dead_letters(&gw, "rules").await;
+        (!d.is_empty()).then_some(d)
+    })
+    .await;
+    assert!(
+        letters[0]["error"].as_str().unwrap().contains("chain of 8"),
+        "{letters:?}"
+    );
+    assert_eq!(
+        events_of(&gw, &echo).await.len(),
+        8,
+        "the first event and 7 caused by it"
+    );
+}
+
+#[tokio::test]
+async fn cdevents_to_epr_fills_what_the_client_left_out() {
+    let gw = Gateway::start().await;
+    install(&gw, "cdevents_to_epr", json!({}), None).await;
+    let receiver = gw.receiver("dev.cdevents.build.finished.0.2.0").await;
+    let cdevent = json!({
+        "context": {"specversion": "0.4.1", "id": "e1", "source": "/ci/jenkins",
+            "type": "dev.cdevents.build.finished.0.2.0", "timestamp": "2026-11-23T10:00:00Z"},
+        "subject": {"id": "shop-api", "source": "/ci/jenkins", "content": {"outcome": "failure"}}
+    });
+    // no NVRPP and no success: the transform derives them from the CDEvent
+    let body = json!({"event_receiver_id": receiver, "description": "build", "payload": cdevent});
+    let id = gw.create("/api/v1/events", &body).await;
+    let (_, answer) = gw.get(&format!("/api/v1/events/{id}")).await;
+    let event = &answer["data"][0];
+    assert_eq!(event["name"], "shop-api");
+    assert_eq!(event["version"], "0.2.0");
+    assert_eq!(event["release"], "0.4.1");
+    assert_eq!(event["platform_id"], "/ci/jenkins");
+    assert_eq!(event["package"], "build");
+    assert_eq!(event["success"], false);
+
+    // a plain event of another type does not go through it, and blank fields stay an error
+    let plain = gw.receiver("test.plain").await;
+    let (status, answer) = gw
+        .post(
+            "/api/v1/events",
+            &json!({"event_receiver_id": plain, "description": "d"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error_of(&answer).contains("name cannot be blank"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn a_misbehaving_transform_refuses_only_its_events() {
+    let gw = Gateway::start().await;
+    install(&gw, "hostile_transform", json!({"cpu_ms": 500}), None).await;
+    let hostile = gw.receiver("test.hostile").await;
+    let other = gw.receiver("test.fine").await;
+    let post = |description: &str| {
+        let mut body = event_body(&hostile, "unit", true, json!({}));
+        body["description"] = json!(description);
+        let gw = gw.api.clone();
+        async move { gw.post("/api/v1/events", &body).await }
+    };
+    for (description, expected) in [
+        ("loop", "CPU time limit of 500 ms exceeded"),
+        ("trap", "unreachable"),
+        ("huge", "returned 1000 events; at most 100"),
+        ("refuse", "refused on purpose"),
+    ] {
+        let (status, answer) = post(description).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{description}: {answer}"
+        );
+        let error = error_of(&answer);
+        assert!(
+            error.contains("refused by plugin hostile-transform"),
+            "{error}"
+        );
+        assert!(error.contains(expected), "{description}: {error}");
+    }
+    assert!(
+        events_of(&gw, &hostile).await.is_empty(),
+        "refused events store nothing"
+    );
+
+    let (status, answer) = post("drop").await;
+    assert_eq!((status, &answer["data"]), (StatusCode::OK, &Value::Null));
+    let (status, answer) = post("split").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = post("pass").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (_, one) = gw
+        .get(&format!(
+            "/api/v1/events/{}",
+            answer["data"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(one["data"][0]["description"], "pass (transformed)");
+    let names: Vec<Value> = events_of(&gw, &hostile)
+        .await
+        .iter()
+        .map(|e| e["name"].clone())
+        .collect();
+    assert_eq!(names.len(), 3, "split stored two, pass one: {names:?}");
+    assert!(names.contains(&json!("unit-split")));
+
+    // events of other types, and the gateway itself, are untouched
+    gw.event(&other, "fine", true).await;
+    let (status, _) = gw.get("/healthz/liveness").await;
+    assert_eq!(status, StatusCode::OK);
+    let view = plugin(&gw, "hostile-transform").await;
+    assert_eq!(view["failures"], 4, "{view}");
+}
+
+#[tokio::test]
+async fn misbehaving_watchers_fail_only_themselves() {
+    let gw = Gateway::start().await;
+    let hook = Hook::start(0).await;
+    install(&gw, "webhook_firer", hook.grants("/fine", SECRET), None).await;
+    let modes = [
+        ("loop", "CPU time limit of 200 ms exceeded"),
+        ("memory", "memory limit of 16 MiB exceeded"),
+        ("trap", "unreachable"),
+        ("forbidden-host", "host example.com is not allowed"),
+        ("file", "cannot read /etc/passwd"),
+        ("env", "cannot read HOME"),
+    ];
+    for (mode, _) in modes.iter().chain([("huge-log", "")].iter()) {
+        let grants = json!({"config": {"mode": mode}, "cpu_ms": 200, "memory_mib": 16,
+            "max_attempts": 1});
+        install(
+            &gw,
+            "hostile_watcher",
+            grants,
+            Some(&format!("hostile-{mode}")),
+        )
+        .await;
+    }
+    let receiver = gw.receiver("test.fire").await;
+    let id = gw.event(&receiver, "app", true).await;
+
+    for (mode, expected) in modes {
+        let name = format!("hostile-{mode}");
+        let letters = until(&format!("{name} to dead-letter"), || async {
+            let d = dead_letters(&gw, &name).await;
+            (!d.is_empty()).then_some(d)
+        })
+        .await;
+        assert_eq!(letters[0]["event_id"], id.as_str());
+        let error = letters[0]["error"].as_str().unwrap();
+        assert!(error.contains(expected), "{name}: {error}");
+    }
+    // a huge log line is cut, not a failure; the well-behaved watcher delivered the event
+    let huge = until("hostile-huge-log to handle the event", || async {
+        let view = plugin(&gw, "hostile-huge-log").await;
+        (view["calls"] == 1).then_some(view)
+    })
+    .await;
+    assert_eq!(huge["failures"], 0, "{huge}");
+    let received = until("the well-behaved watcher", || async {
+        let r = hook.received();
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    assert_eq!(received[0].headers["ce-id"], id.as_str());
+    let (status, _) = gw.get("/healthz/liveness").await;
+    assert_eq!(status, StatusCode::OK);
+    gw.event(&receiver, "still-serving", true).await;
+}
+
+#[tokio::test]
+async fn bad_uploads_are_refused_with_the_reason() {
+    let gw = Gateway::start_with(&[("EPR_ADMIN_TOKEN", "s3cret")]).await;
+    let refused = |bytes: Vec<u8>, grants: Value| {
+        let gw = gw.api.clone();
+        async move {
+            let response = gw
+                .http
+                .post(gw.url("/api/v1/plugins"))
+                .bearer_auth("s3cret")
+                .header("x-epr-grants", grants.to_string())
+                .body(bytes)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let answer: Value = response.json().await.unwrap();
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+            error_of(&answer)
+        }
+    };
+    assert!(refused(b"hello".to_vec(), json!({}))
+        .await
+        .contains("not WebAssembly"));
+    let core = b"\0asm\x01\0\0\0".to_vec();
+    assert!(refused(core, json!({}))
+        .await
+        .contains("core WebAssembly module, not a component"));
+    let empty_component = b"\0asm\x0d\0\x01\0".to_vec();
+    assert!(refused(empty_component, json!({}))
+        .await
+        .contains("neither world"));
+    let mut truncated = wasm("webhook_firer");
+    truncated.truncate(truncated.len() / 2);
+    assert!(refused(truncated, json!({}))
+        .await
+        .contains("does not compile"));
+    let spy = refused(wasm("wrong_imports"), json!({})).await;
+    assert!(
+        spy.contains("does not offer") && spy.contains("evil:spy/files"),
+        "{spy}"
+    );
+    let bad_grants = refused(wasm("webhook_firer"), json!({"memory_mib": 4096})).await;
+    assert!(bad_grants.contains("memory_mib"), "{bad_grants}");
+
+    // without the admin token: 401, and nothing installed
+    let (status, _) = upload(&gw, wasm("webhook_firer"), json!({}), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, answer) = gw
+        .call(Method::GET, "/api/v1/plugins", None, Some("s3cret"))
+        .await;
+    assert_eq!(
+        (status, answer["data"].clone()),
+        (StatusCode::OK, json!([]))
+    );
+}
+
+#[tokio::test]
+async fn replace_and_delete_while_events_flow() {
+    let gw = Gateway::start().await;
+    let hook = Hook::start(0).await;
+    install(&gw, "webhook_firer", hook.grants("/v1", SECRET), None).await;
+    let receiver = gw.receiver("test.fire").await;
+
+    // events flow while the plugin is replaced (new grants: another path)
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let load = {
+        let api = gw.api.clone();
+        let receiver = receiver.clone();
+        tokio::spawn(async move { api.post_load(&receiver, 4, |_| true, stopped).await })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, answer) = send(
+        &gw,
+        Method::PUT,
+        "/api/v1/plugins/webhook-firer",
+        wasm("webhook_firer"),
+        &hook.grants("/v2", SECRET),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["data"]["revision"], 2);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    stop.send_replace(true);
+    let acked = load.await.unwrap();
+    assert!(acked.len() > 20, "events flowed: {}", acked.len());
+
+    let all_delivered = || async {
+        let delivered: std::collections::HashSet<String> = hook
+            .received()
+            .iter()
+            .map(|r| r.headers["ce-id"].to_str().unwrap().to_owned())
+            .collect();
+        acked.iter().all(|id| delivered.contains(id)).then_some(())
+    };
+    until("every acknowledged event delivered", all_delivered).await;
+    let paths: Vec<String> = hook.received().iter().map(|r| r.path.clone()).collect();
+    assert!(paths.contains(&"/v1".to_owned()) && paths.contains(&"/v2".to_owned()));
+    let switched = paths.iter().position(|p| p == "/v2").unwrap();
+    assert!(
+        paths[switched..].iter().all(|p| p == "/v2"),
+        "no call on the old revision after the switch"
+    );
+
+    // deleted while events flow: nothing is handled once DELETE has answered
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let load = {
+        let api = gw.api.clone();
+        let receiver = receiver.clone();
+        tokio::spawn(async move { api.post_load(&receiver, 4, |_| true, stopped).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, answer) = gw
+        .call(Method::DELETE, "/api/v1/plugins/webhook-firer", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let after_delete = hook.received().len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.send_replace(true);
+    load.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        hook.received().len(),
+        after_delete,
+        "a deleted plugin handles nothing"
+    );
+    let (status, _) = gw.get("/api/v1/plugins/webhook-firer").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn plugins_survive_a_restart_and_can_be_disabled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut gw = Gateway::start_in(&dir, &[]).await;
+    install(&gw, "hostile_transform", json!({}), None).await;
+    let receiver = gw.receiver("test.hostile").await;
+    gw.terminate().await;
+
+    let gw = Gateway::start_in(&dir, &[]).await;
+    let (status, answer) = gw
+        .post(
+            "/api/v1/events",
+            &json!({"event_receiver_id": receiver,
+        "name": "n", "version": "1", "release": "1", "platform_id": "p", "package": "k",
+        "description": "refuse", "payload": {}}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "loaded from the store: {answer}"
+    );
+
+    let (status, answer) = gw
+        .call(
+            Method::PATCH,
+            "/api/v1/plugins/hostile-transform",
+            Some(json!({"enabled": false}).to_string()),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["data"]["enabled"], false);
+    let (status, answer) = gw
+        .post(
+            "/api/v1/events",
+            &json!({"event_receiver_id": receiver,
+        "name": "n", "version": "1", "release": "1", "platform_id": "p", "package": "k",
+        "description": "refuse", "payload": {}}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a disabled transform does not run: {answer}"
+    );
+}
