@@ -703,3 +703,90 @@ async fn plugins_survive_a_restart_and_can_be_disabled() {
         "a disabled transform does not run: {answer}"
     );
 }
+
+/// Validates `bom` with the CycloneDX 1.5 JSON schema as `cyclonedx-python-lib` bundles it
+/// (tests/run installs it); returns the validator's complaint, if any.
+fn cyclonedx_complaint(bom: &Value) -> Option<String> {
+    let python = std::env::var("EPR_TEST_PYTHON").expect(
+        "EPR_TEST_PYTHON: a Python with cyclonedx-python-lib[json-validation] (tests/run sets it)",
+    );
+    let script = "import sys\n\
+        from cyclonedx.schema import SchemaVersion\n\
+        from cyclonedx.validation.json import JsonStrictValidator\n\
+        error = JsonStrictValidator(SchemaVersion.V1_5).validate_str(sys.stdin.read())\n\
+        print(error if error else '', end='')\n";
+    let mut child = std::process::Command::new(python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(bom.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the validator failed to run");
+    let complaint = String::from_utf8_lossy(&out.stdout).into_owned();
+    (!complaint.is_empty()).then_some(complaint)
+}
+
+#[tokio::test]
+async fn the_sbom_generator_emits_a_valid_cyclonedx_bom() {
+    let gw = Gateway::start().await;
+    let artifacts = gw.receiver("test.artifact.packaged").await;
+    let sboms = gw.receiver("test.sbom").await;
+    install(
+        &gw,
+        "sbom_generator",
+        json!({"config": {"receiver_id": sboms}}),
+        None,
+    )
+    .await;
+    let components = json!({"components": [
+        {"name": "serde", "version": "1.0.200", "purl": "pkg:cargo/serde@1.0.200"},
+        {"name": "tokio", "version": "1.40.0", "type": "library"},
+        {"name": "openssl", "type": "not-a-type"},
+    ]});
+    let packaged = gw
+        .create(
+            "/api/v1/events",
+            &event_body(&artifacts, "shop-api", true, components),
+        )
+        .await;
+    gw.event(&artifacts, "no-components", true).await;
+
+    let emitted = until("the SBOM event", || async {
+        let e = events_of(&gw, &sboms).await;
+        (!e.is_empty()).then_some(e)
+    })
+    .await;
+    let sbom = &emitted[0];
+    assert_eq!(sbom["caused_by"], packaged.as_str());
+    assert_eq!(sbom["name"], "shop-api");
+    let bom = &sbom["payload"];
+    assert_eq!(bom["bomFormat"], "CycloneDX");
+    assert_eq!(bom["metadata"]["component"]["name"], "shop-api");
+    let names: Vec<&str> = bom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["serde", "tokio", "openssl"]);
+    assert_eq!(bom["components"][2]["type"], "library");
+    assert_eq!(cyclonedx_complaint(bom), None, "valid CycloneDX 1.5: {bom}");
+    // the check itself catches a broken BOM
+    let mut broken = bom.clone();
+    broken["components"][0]["type"] = json!("spaceship");
+    assert!(cyclonedx_complaint(&broken).is_some());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        events_of(&gw, &sboms).await.len(),
+        1,
+        "an event without components gives no SBOM"
+    );
+}
