@@ -232,6 +232,10 @@ async fn webhook_firer_posts_signed_cloudevents_and_retries_a_failing_server() {
     })
     .await;
     assert_eq!(view["failures"], 2, "{view}");
+    assert_eq!(
+        view["grants"]["config"]["secret"], "<set>",
+        "secrets are not shown"
+    );
     assert!(
         view["last_error"]
             .as_str()

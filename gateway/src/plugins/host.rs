@@ -57,7 +57,8 @@ pub struct Installed {
     stats: Arc<Stats>,
 }
 
-/// A plugin as the API shows it.
+/// A plugin as the API shows it: configuration values whose key names a secret, token,
+/// password or key are shown as `<set>`.
 #[derive(Debug, Serialize)]
 pub struct PluginView {
     /// The stored record.
@@ -306,8 +307,18 @@ impl PluginHost {
     fn view(&self, installed: &Installed) -> PluginView {
         let name = &installed.record.name;
         let watcher = installed.record.world == World::Watcher;
+        let mut record = installed.record.clone();
+        for (key, value) in record.grants.config.iter_mut() {
+            let key = key.to_ascii_lowercase();
+            if ["secret", "token", "password", "key"]
+                .iter()
+                .any(|s| key.contains(s))
+            {
+                *value = "<set>".into();
+            }
+        }
         PluginView {
-            record: installed.record.clone(),
+            record,
             calls: installed.stats.calls.load(Ordering::Relaxed),
             failures: installed.stats.failures.load(Ordering::Relaxed),
             last_error: installed
