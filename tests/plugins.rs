@@ -669,14 +669,9 @@ async fn plugins_survive_a_restart_and_can_be_disabled() {
     gw.terminate().await;
 
     let gw = Gateway::start_in(&dir, &[]).await;
-    let (status, answer) = gw
-        .post(
-            "/api/v1/events",
-            &json!({"event_receiver_id": receiver,
-        "name": "n", "version": "1", "release": "1", "platform_id": "p", "package": "k",
-        "description": "refuse", "payload": {}}),
-        )
-        .await;
+    let mut refuse = event_body(&receiver, "n", true, json!({}));
+    refuse["description"] = json!("refuse");
+    let (status, answer) = gw.post("/api/v1/events", &refuse).await;
     assert_eq!(
         status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -693,14 +688,7 @@ async fn plugins_survive_a_restart_and_can_be_disabled() {
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["data"]["enabled"], false);
-    let (status, answer) = gw
-        .post(
-            "/api/v1/events",
-            &json!({"event_receiver_id": receiver,
-        "name": "n", "version": "1", "release": "1", "platform_id": "p", "package": "k",
-        "description": "refuse", "payload": {}}),
-        )
-        .await;
+    let (status, answer) = gw.post("/api/v1/events", &refuse).await;
     assert_eq!(
         status,
         StatusCode::OK,
