@@ -1,4 +1,5 @@
-//! Consumers of the durable log: the live stream (and later the Kafka relay).
+//! Consumers of the durable log: the live stream, the Kafka relay, and the cursor they keep.
 
+pub mod cursor;
 pub mod kafka;
 pub mod log_stream;

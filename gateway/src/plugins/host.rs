@@ -20,6 +20,7 @@ use super::instance::{CallFailure, Loaded, World};
 use super::runner::{self, DeadLetter, Runner};
 use super::sandbox::{HostAccess, Services, HTTP_TIMEOUT};
 use super::PluginError;
+use crate::bus::cursor;
 use crate::registry::error::RegistryError;
 use crate::registry::model::{Event, Receiver};
 use crate::registry::transform::{Candidate, Transforms};
@@ -327,7 +328,7 @@ impl PluginHost {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
-            cursor: watcher.then(|| runner::saved_cursor(self, name)),
+            cursor: watcher.then(|| cursor::stored(self.registry(), &catalog::cursor_key(name))),
             dead_letters: watcher.then(|| {
                 runner::dead_letters(self, name)
                     .map(|d| d.len())
@@ -372,7 +373,7 @@ impl PluginHost {
         let installed = self.install(record.clone(), &compiled.component, None)?;
         if compiled.world == World::Watcher {
             let now_seq = *self.registry().store().durable_seq().borrow();
-            runner::save_cursor(self, &name, now_seq).await?;
+            cursor::store(self.registry(), &catalog::cursor_key(&name), now_seq).await?;
         }
         let artifact = compile::serialize(&compiled.component)?;
         catalog::save(self.registry().store(), &record, Some((bytes, artifact))).await?;

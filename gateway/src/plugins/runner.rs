@@ -2,7 +2,7 @@
 //! and jitter, then a dead letter; a slow or failing watcher delays nothing but itself.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
@@ -15,13 +15,11 @@ use super::host::{Installed, PluginHost};
 use super::instance::CallFailure;
 use super::PluginError;
 use super::METRIC_DEAD_LETTERS;
+use crate::bus::cursor::{DurableCursor, SAVE_INTERVAL};
 use crate::bus::log_stream::follow;
 use crate::registry::message::Message;
 use crate::registry::model::{Event, Receiver};
 
-/// How often a moving cursor is saved (and always when the watcher is idle or stops): after a
-/// crash, at most this much of the log is handed to the watcher again.
-const SAVE_EVERY: Duration = Duration::from_millis(250);
 /// Wait before the first retry; doubled at each further attempt.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest wait between two attempts.
@@ -69,31 +67,6 @@ impl Runner {
     }
 }
 
-/// The saved cursor of watcher `name` (0: from the start of the log).
-pub fn saved_cursor(host: &PluginHost, name: &str) -> u64 {
-    let key = cursor_key(name);
-    match host.registry().store().settings(&key) {
-        Ok(found) => found
-            .into_iter()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, v)| v.as_u64())
-            .unwrap_or(0),
-        Err(e) => {
-            tracing::error!(plugin = name, error = %e, "cannot read the watcher's cursor; starting from the start of the log");
-            0
-        }
-    }
-}
-
-/// Saves the cursor of watcher `name`.
-pub async fn save_cursor(host: &PluginHost, name: &str, seq: u64) -> Result<(), PluginError> {
-    let key = cursor_key(name);
-    catalog::write(host.registry().store(), move |txn| {
-        txn.put_setting(&key, Some(&serde_json::Value::from(seq)))
-    })
-    .await
-}
-
 /// The event and receiver of an event-created message (other messages are not for watchers).
 fn event_of(message: &Message) -> Option<(&Event, &Receiver)> {
     if message.data.event_receiver_groups.is_some() {
@@ -113,18 +86,16 @@ enum Handled {
 }
 
 async fn run(host: Arc<PluginHost>, name: String, mut stop: watch::Receiver<bool>) {
-    let mut cursor = saved_cursor(&host, &name);
-    let mut saved = (cursor, Instant::now());
-    let log = follow(host.registry().clone(), cursor, stop.clone());
+    let mut cursor = DurableCursor::load(host.registry().clone(), cursor_key(&name));
+    let log = follow(host.registry().clone(), cursor.position(), stop.clone());
     tokio::pin!(log);
-    tracing::info!(plugin = %name, cursor, "watcher started");
+    tracing::info!(plugin = %name, cursor = cursor.position(), "watcher started");
     loop {
-        let next = tokio::time::timeout(SAVE_EVERY, log.next()).await;
-        let (seq, message) = match next {
+        let (seq, message) = match tokio::time::timeout(SAVE_INTERVAL, log.next()).await {
             Ok(Some(item)) => item,
             Ok(None) => break,
             Err(_idle) => {
-                persist(&host, &name, cursor, &mut saved).await;
+                cursor.save().await;
                 continue;
             }
         };
@@ -133,31 +104,15 @@ async fn run(host: Arc<PluginHost>, name: String, mut stop: watch::Receiver<bool
             None => Handled::Done,
         };
         match handled {
-            Handled::Done => cursor = seq,
+            Handled::Done => cursor.advance(seq),
             Handled::Stopped => break,
         }
-        if saved.1.elapsed() >= SAVE_EVERY {
-            persist(&host, &name, cursor, &mut saved).await;
-        }
+        cursor.save_if_due().await;
     }
     if host.installed(&name).is_some() {
-        persist(&host, &name, cursor, &mut saved).await;
+        cursor.save().await;
     }
-    tracing::info!(plugin = %name, cursor, "watcher stopped");
-}
-
-/// Saves `cursor` if it moved since `saved`.
-async fn persist(host: &PluginHost, name: &str, cursor: u64, saved: &mut (u64, Instant)) {
-    if cursor == saved.0 {
-        saved.1 = Instant::now();
-        return;
-    }
-    match save_cursor(host, name, cursor).await {
-        Ok(()) => *saved = (cursor, Instant::now()),
-        Err(e) => {
-            tracing::error!(plugin = name, error = %e, "cannot save the watcher's cursor; events may be handled twice")
-        }
-    }
+    tracing::info!(plugin = %name, cursor = cursor.position(), "watcher stopped");
 }
 
 /// The installed plugin `name` once it is enabled; `None` if it is deleted or the runner stops.

@@ -103,6 +103,8 @@ pub trait Store: Send + Sync {
         -> Result<Vec<Group>, StoreError>;
     /// Ids of the receivers whose type is `kind`, oldest first.
     fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError>;
+    /// The setting `key`, if set.
+    fn setting(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError>;
     /// Every setting whose key starts with `prefix`, in key order.
     fn settings(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
     /// The blob stored under `key`, if any.

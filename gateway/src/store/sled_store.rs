@@ -235,6 +235,10 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn setting(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        self.trees.get_json(TreeId::Settings, key.as_bytes())
+    }
+
     fn settings(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
         self.trees
             .scan_prefix(TreeId::Settings, prefix.as_bytes())

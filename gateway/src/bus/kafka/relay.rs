@@ -2,7 +2,7 @@
 //! past what the broker acknowledged, and retry the rest with backoff.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use futures::future::join_all;
@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::record::{envelope_only, record, Record};
 use super::status::{RelayStatus, DELIVERED, END_TO_END};
 use super::{BrokerContext, KafkaConfig};
-use crate::registry::port::{Committed, Txn};
+use crate::bus::cursor::DurableCursor;
 use crate::registry::Registry;
 
 /// Log messages produced per batch.
@@ -26,9 +26,6 @@ const BATCH: usize = 1000;
 const CURSOR: &str = "cursor/kafka";
 /// Longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// How often the cursor is saved while messages flow (and always when the relay is idle or
-/// stops): each save is a durable write, and a crash relays at most this much again.
-const CURSOR_SAVE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Starts the relay; it stops when `stop` turns true (after its current batch).
 pub fn spawn(
@@ -41,8 +38,8 @@ pub fn spawn(
     let admin: AdminClient<BrokerContext> = config
         .client_config()
         .create_with_context(context.clone())?;
-    let cursor = load_cursor(&registry);
-    let status = Arc::new(RelayStatus::new(cursor));
+    let cursor = DurableCursor::load(registry.clone(), CURSOR);
+    let status = Arc::new(RelayStatus::new(cursor.position()));
     let relay = Relay {
         registry,
         producer,
@@ -51,21 +48,8 @@ pub fn spawn(
         config,
         status: status.clone(),
         cursor,
-        saved: cursor,
-        saved_at: Instant::now(),
     };
     Ok((status, tokio::spawn(relay.run(stop))))
-}
-
-/// The relay's cursor as stored (0: nothing delivered yet).
-fn load_cursor(registry: &Registry) -> u64 {
-    match registry.store().settings(CURSOR) {
-        Ok(found) => found.first().and_then(|(_, v)| v.as_u64()).unwrap_or(0),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read the Kafka cursor; relaying from the start (at-least-once)");
-            0
-        }
-    }
 }
 
 struct Relay {
@@ -77,10 +61,7 @@ struct Relay {
     config: KafkaConfig,
     status: Arc<RelayStatus>,
     /// Everything up to here is acknowledged by the broker.
-    cursor: u64,
-    /// The cursor as last saved, and when.
-    saved: u64,
-    saved_at: Instant,
+    cursor: DurableCursor,
 }
 
 impl Relay {
@@ -102,7 +83,11 @@ impl Relay {
                 }
             }
             durable.borrow_and_update();
-            let entries = match self.registry.store().log_after(self.cursor, BATCH) {
+            let entries = match self
+                .registry
+                .store()
+                .log_after(self.cursor.position(), BATCH)
+            {
                 Ok(entries) => entries,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the log; retrying");
@@ -111,22 +96,22 @@ impl Relay {
                 }
             };
             if entries.is_empty() {
-                self.save_cursor().await;
-                self.status.delivered(self.cursor, true);
+                self.cursor.save().await;
+                self.status.delivered(self.cursor.position(), true);
                 tokio::select! {
                     changed = durable.changed() => if changed.is_err() { return },
                     _ = stop.changed() => {}
                 }
                 continue;
             }
-            let last = entries.last().map_or(self.cursor, |(seq, _)| *seq);
+            let last = entries
+                .last()
+                .map_or(self.cursor.position(), |(seq, _)| *seq);
             let delivered = self.deliver(entries).await;
-            if delivered > self.cursor {
+            if delivered > self.cursor.position() {
                 self.status.reachable();
-                self.cursor = delivered;
-                if self.saved_at.elapsed() >= CURSOR_SAVE_INTERVAL {
-                    self.save_cursor().await;
-                }
+                self.cursor.advance(delivered);
+                self.cursor.save_if_due().await;
                 let caught_up = delivered >= *durable.borrow();
                 self.status.delivered(delivered, caught_up);
             }
@@ -139,7 +124,7 @@ impl Relay {
                 backoff = Duration::from_millis(100);
             }
         }
-        self.save_cursor().await;
+        self.cursor.save().await;
     }
 
     /// Replaces the producer after a failed batch (cheap; a broker that is simply down makes
@@ -227,7 +212,7 @@ impl Relay {
             }
         });
         let results = join_all(sends).await;
-        let mut delivered = self.cursor;
+        let mut delivered = self.cursor.position();
         for ((seq, r, stored_at), result) in prepared.into_iter().zip(results) {
             let outcome = match (result, r) {
                 (None, _) | (_, None) => Ok(()),
@@ -289,32 +274,6 @@ impl Relay {
             .await
             .map(|_| ())
             .map_err(|(e, _)| e)
-    }
-
-    /// Saves the cursor if it moved since it was last saved.
-    async fn save_cursor(&mut self) {
-        if self.cursor == self.saved {
-            return;
-        }
-        let seq = self.cursor;
-        let value = serde_json::json!(seq);
-        let saved = self
-            .registry
-            .store()
-            .commit(Box::new(move |txn: &mut dyn Txn| {
-                txn.put_setting(CURSOR, Some(&value))?;
-                Ok(Committed::written(CURSOR.to_owned()))
-            }))
-            .await;
-        match saved {
-            Ok(_) => {
-                self.saved = seq;
-                self.saved_at = Instant::now();
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot save the Kafka cursor; messages may be relayed twice")
-            }
-        }
     }
 }
 
