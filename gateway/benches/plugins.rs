@@ -3,7 +3,6 @@
 //! Needs the plugins built (`tests/run` builds them). Run: `cargo bench -p epr-gateway --bench plugins`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use epr_gateway::plugins::bindings::wit_types;
@@ -11,7 +10,7 @@ use epr_gateway::plugins::compile;
 use epr_gateway::plugins::engine::PluginEngine;
 use epr_gateway::plugins::grants::Grants;
 use epr_gateway::plugins::instance::{Loaded, World};
-use epr_gateway::plugins::sandbox::{HostAccess, Services};
+use epr_gateway::plugins::sandbox::{Granted, HostAccess, Services};
 use epr_gateway::registry::port::Store;
 use epr_gateway::registry::Registry;
 use epr_gateway::store::SledStore;
@@ -54,24 +53,17 @@ fn native_transform(event: &wit_types::Event) -> Vec<wit_types::Event> {
     vec![out]
 }
 
-fn link(engine: &Arc<PluginEngine>, crate_name: &str, world: World) -> Loaded {
-    let compiled = compile::compile(engine, &wasm(crate_name)).expect("compiles");
-    Loaded::link(
-        engine,
-        crate_name,
-        world,
-        &compiled.component,
-        64 << 20,
-        Duration::from_secs(1),
-    )
-    .expect("links")
+fn link(engine: &Arc<PluginEngine>, crate_name: &str) -> Loaded {
+    compile::compile(engine, &wasm(crate_name))
+        .expect("compiles")
+        .linked
 }
 
 fn plugin_calls(c: &mut Criterion) {
     let engine = PluginEngine::new().expect("engine");
     let event = event();
-    let transform = link(&engine, "hostile_transform", World::Transform);
-    let watcher = link(&engine, "hostile_watcher", World::Watcher);
+    let transform = link(&engine, "hostile_transform");
+    let watcher = link(&engine, "hostile_watcher");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path()).unwrap()) as Arc<dyn Store>;
@@ -80,10 +72,13 @@ fn plugin_calls(c: &mut Criterion) {
         http: reqwest::Client::new(),
         runtime: runtime.handle().clone(),
     });
+    let granted = Arc::new(Granted {
+        grants: Grants::default(),
+        capabilities: Vec::new(),
+    });
     let access = || HostAccess {
         services: services.clone(),
-        grants: Arc::new(Grants::default()),
-        capabilities: Vec::new(),
+        granted: granted.clone(),
         cause: event.id.clone(),
     };
 
@@ -105,17 +100,10 @@ fn plugin_calls(c: &mut Criterion) {
     let mut group = c.benchmark_group("plugin lifecycle");
     group.bench_function("link + instantiate + describe", |b| {
         b.iter(|| {
-            Loaded::link(
-                &engine,
-                "w",
-                World::Watcher,
-                &compiled.component,
-                64 << 20,
-                Duration::from_secs(1),
-            )
-            .unwrap()
-            .describe()
-            .unwrap()
+            Loaded::link(&engine, World::Watcher, &compiled.component)
+                .unwrap()
+                .describe()
+                .unwrap()
         })
     });
     group.bench_function("load the precompiled artifact", |b| {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::compile::Manifest;
-use super::grants::Grants;
+use super::grants::{Grants, Subscription};
 use super::instance::World;
 use super::sandbox::kv_prefix;
 use super::PluginError;
@@ -37,6 +37,16 @@ pub struct PluginRecord {
     pub created_at: DateTime<Utc>,
     /// When it was last replaced or changed.
     pub updated_at: DateTime<Utc>,
+}
+
+impl PluginRecord {
+    /// The events it gets: the operator's override, else its manifest's.
+    pub fn subscription(&self) -> &Subscription {
+        self.grants
+            .subscription
+            .as_ref()
+            .unwrap_or(&self.manifest.subscription)
+    }
 }
 
 fn record_key(name: &str) -> String {

@@ -49,6 +49,8 @@ pub struct Compiled {
     pub manifest: Manifest,
     /// The compiled component.
     pub component: Component,
+    /// It, linked (with the default limits).
+    pub linked: Loaded,
 }
 
 /// The first bytes of every WebAssembly binary.
@@ -73,11 +75,13 @@ pub fn compile(engine: &Arc<PluginEngine>, bytes: &[u8]) -> Result<Compiled, Plu
     let component = Component::new(&engine.engine, bytes)
         .map_err(|e| PluginError::Invalid(format!("the component does not compile: {e:#}")))?;
     let world = world_of(engine, &component)?;
-    let manifest = describe(engine, world, &component)?;
+    let linked = Loaded::link(engine, world, &component)?;
+    let manifest = describe(&linked)?;
     Ok(Compiled {
         world,
         manifest,
         component,
+        linked,
     })
 }
 
@@ -98,20 +102,8 @@ fn world_of(engine: &PluginEngine, component: &Component) -> Result<World, Plugi
     }
 }
 
-/// Calls `describe` in a fresh sandbox and checks the manifest.
-fn describe(
-    engine: &Arc<PluginEngine>,
-    world: World,
-    component: &Component,
-) -> Result<Manifest, PluginError> {
-    let loaded = Loaded::link(
-        engine,
-        "(uploading)",
-        world,
-        component,
-        super::grants::DEFAULT_MEMORY_MIB as usize * 1024 * 1024,
-        std::time::Duration::from_millis(super::grants::DEFAULT_WATCHER_CPU_MS),
-    )?;
+/// Calls `describe` in a sandbox and checks the manifest.
+fn describe(loaded: &Loaded) -> Result<Manifest, PluginError> {
     let manifest = loaded
         .describe()
         .map_err(|e| PluginError::Invalid(format!("describe failed: {e}")))?;

@@ -2,9 +2,11 @@
 //! limits, and which events it gets.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::instance::World;
 use super::PluginError;
 
 /// Default memory cap of one plugin instance, in MiB.
@@ -130,6 +132,15 @@ impl Grants {
     /// The memory cap in bytes.
     pub fn memory_bytes(&self) -> usize {
         self.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB) as usize * 1024 * 1024
+    }
+
+    /// CPU time of one call of a plugin of `world`.
+    pub fn cpu_budget(&self, world: World) -> Duration {
+        let default = match world {
+            World::Watcher => DEFAULT_WATCHER_CPU_MS,
+            World::Transform => DEFAULT_TRANSFORM_CPU_MS,
+        };
+        Duration::from_millis(self.cpu_ms.unwrap_or(default))
     }
 
     /// Attempts at one event before it is dead-lettered.

@@ -2,9 +2,7 @@
 //! them at run time, runs transforms for the registry and a runner per watcher.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
 
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -15,10 +13,10 @@ use super::catalog::{self, PluginRecord};
 use super::compile::{self, Compiled};
 use super::convert::{candidate_event, returned_candidate, stored_event};
 use super::engine::PluginEngine;
-use super::grants::{Grants, Subscription, DEFAULT_TRANSFORM_CPU_MS, DEFAULT_WATCHER_CPU_MS};
-use super::instance::{CallFailure, Loaded, World};
+use super::grants::Grants;
+use super::instance::{CallFailure, CallStats, Loaded, World};
 use super::runner::{self, DeadLetter, Runner};
-use super::sandbox::{HostAccess, Services, HTTP_TIMEOUT};
+use super::sandbox::{Granted, HostAccess, Services, HTTP_TIMEOUT};
 use super::PluginError;
 use crate::bus::cursor;
 use crate::registry::error::RegistryError;
@@ -26,36 +24,14 @@ use crate::registry::model::{Event, Receiver};
 use crate::registry::transform::{Candidate, Transforms};
 use crate::registry::Registry;
 
-/// Most events a transform can make of one.
-pub const MAX_TRANSFORM_OUTPUTS: usize = 100;
-
-/// Calls and failures of a plugin, across its revisions.
-#[derive(Debug, Default)]
-pub struct Stats {
-    calls: AtomicU64,
-    failures: AtomicU64,
-    last_error: Mutex<Option<String>>,
-}
-
-impl Stats {
-    fn record<T>(&self, outcome: &Result<T, CallFailure>) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = outcome {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-            *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
-        }
-    }
-}
-
 /// An installed revision of a plugin.
 pub struct Installed {
     /// Its record.
     pub record: PluginRecord,
-    /// The events it gets: the operator's override, else its manifest's.
-    pub subscription: Subscription,
     /// The loaded component.
     pub loaded: Arc<Loaded>,
-    stats: Arc<Stats>,
+    /// What a watcher may use of the `host` interface.
+    granted: Arc<Granted>,
 }
 
 /// A plugin as the API shows it: configuration values whose key names a secret, token,
@@ -176,8 +152,8 @@ impl PluginHost {
         let store = self.registry().store();
         let (component_bytes, artifact) = catalog::binaries(store.as_ref(), &record.name)?;
         let loaded = artifact.and_then(|a| compile::deserialize(&self.engine, &a).ok());
-        let component = match loaded {
-            Some(component) => component,
+        let linked = match loaded {
+            Some(component) => Loaded::link(&self.engine, record.world, &component)?,
             None => {
                 tracing::info!(plugin = %record.name, "compiling the stored component again");
                 let compiled = self.compile(component_bytes).await?.0;
@@ -187,43 +163,29 @@ impl PluginHost {
                     compile::serialize(&compiled.component)?,
                 )
                 .await?;
-                compiled.component
+                compiled.linked
             }
         };
-        self.install(record, &component, None)
+        Ok(self.install(record, &linked, Arc::default()))
     }
 
-    /// Links `component` under `record`'s grants.
-    fn install(
-        &self,
-        record: PluginRecord,
-        component: &wasmtime::component::Component,
-        stats: Option<Arc<Stats>>,
-    ) -> Result<Installed, PluginError> {
-        let default_cpu = match record.world {
-            World::Watcher => DEFAULT_WATCHER_CPU_MS,
-            World::Transform => DEFAULT_TRANSFORM_CPU_MS,
-        };
-        let budget = Duration::from_millis(record.grants.cpu_ms.unwrap_or(default_cpu));
-        let loaded = Loaded::link(
-            &self.engine,
+    /// `linked` installed under `record`'s name and grants, counting into `stats`.
+    fn install(&self, record: PluginRecord, linked: &Loaded, stats: Arc<CallStats>) -> Installed {
+        let loaded = linked.configured(
             &record.name,
-            record.world,
-            component,
             record.grants.memory_bytes(),
-            budget,
-        )?;
-        let subscription = record
-            .grants
-            .subscription
-            .clone()
-            .unwrap_or_else(|| record.manifest.subscription.clone());
-        Ok(Installed {
+            record.grants.cpu_budget(record.world),
+            stats,
+        );
+        let granted = Arc::new(Granted {
+            grants: record.grants.clone(),
+            capabilities: record.manifest.wit_capabilities(),
+        });
+        Installed {
             record,
-            subscription,
             loaded: Arc::new(loaded),
-            stats: stats.unwrap_or_default(),
-        })
+            granted,
+        }
     }
 
     /// Compiles uploaded bytes on a blocking thread; also returns the bytes.
@@ -320,14 +282,9 @@ impl PluginHost {
         }
         PluginView {
             record,
-            calls: installed.stats.calls.load(Ordering::Relaxed),
-            failures: installed.stats.failures.load(Ordering::Relaxed),
-            last_error: installed
-                .stats
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            calls: installed.loaded.stats().calls(),
+            failures: installed.loaded.stats().failures(),
+            last_error: installed.loaded.stats().last_error(),
             cursor: watcher.then(|| cursor::stored(self.registry(), &catalog::cursor_key(name))),
             dead_letters: watcher.then(|| {
                 runner::dead_letters(self, name)
@@ -370,7 +327,7 @@ impl PluginHost {
             created_at: now,
             updated_at: now,
         };
-        let installed = self.install(record.clone(), &compiled.component, None)?;
+        let installed = self.install(record.clone(), &compiled.linked, Arc::default());
         if compiled.world == World::Watcher {
             let now_seq = *self.registry().store().durable_seq().borrow();
             cursor::store(self.registry(), &catalog::cursor_key(&name), now_seq).await?;
@@ -416,8 +373,7 @@ impl PluginHost {
             updated_at: Utc::now(),
             ..old.record.clone()
         };
-        let installed =
-            self.install(record.clone(), &compiled.component, Some(old.stats.clone()))?;
+        let installed = self.install(record.clone(), &compiled.linked, old.loaded.stats().clone());
         let artifact = compile::serialize(&compiled.component)?;
         catalog::save(self.registry().store(), &record, Some((bytes, artifact))).await?;
         self.put(installed);
@@ -445,22 +401,8 @@ impl PluginHost {
             updated_at: Utc::now(),
             ..old.record.clone()
         };
-        let installed = match record.grants == old.record.grants {
-            true => Installed {
-                record: record.clone(),
-                subscription: old.subscription.clone(),
-                loaded: old.loaded.clone(),
-                stats: old.stats.clone(),
-            },
-            false => {
-                let (bytes, artifact) = catalog::binaries(self.registry().store().as_ref(), name)?;
-                let component = match artifact {
-                    Some(a) => compile::deserialize(&self.engine, &a)?,
-                    None => self.compile(bytes).await?.0.component,
-                };
-                self.install(record.clone(), &component, Some(old.stats.clone()))?
-            }
-        };
+        // same component: new limits and grants, same call counts
+        let installed = self.install(record.clone(), &old.loaded, old.loaded.stats().clone());
         catalog::save(self.registry().store(), &record, None).await?;
         self.put(installed);
         self.get(name)
@@ -493,17 +435,14 @@ impl PluginHost {
     ) -> Result<(), CallFailure> {
         let access = HostAccess {
             services: self.services.clone(),
-            grants: Arc::new(installed.record.grants.clone()),
-            capabilities: installed.record.manifest.wit_capabilities(),
+            granted: installed.granted.clone(),
             cause: event.id.clone(),
         };
         let wit_event = stored_event(event, receiver);
         let loaded = installed.loaded.clone();
-        let outcome = tokio::task::spawn_blocking(move || loaded.watch(&wit_event, access))
+        tokio::task::spawn_blocking(move || loaded.watch(&wit_event, access))
             .await
-            .unwrap_or_else(|e| Err(CallFailure::Trapped(format!("the call panicked: {e}"))));
-        installed.stats.record(&outcome);
-        outcome
+            .unwrap_or_else(|e| Err(CallFailure::Trapped(format!("the call panicked: {e}"))))
     }
 
     /// The dead letters of watcher `name`, oldest first.
@@ -576,7 +515,8 @@ impl Transforms for PluginHost {
             let mut next = Vec::with_capacity(current.len());
             for candidate in current {
                 if !transform
-                    .subscription
+                    .record
+                    .subscription()
                     .matches(&candidate.receiver_id, &candidate.receiver_type)
                 {
                     next.push(candidate);
@@ -587,18 +527,8 @@ impl Transforms for PluginHost {
                     reason,
                 };
                 let event = candidate_event(&candidate);
-                let outcome =
-                    off_the_reactor(|| transform.loaded.transform(&event)).and_then(|events| {
-                        match events.len() > MAX_TRANSFORM_OUTPUTS {
-                            true => Err(CallFailure::Returned(format!(
-                                "returned {} events; at most {MAX_TRANSFORM_OUTPUTS} are taken",
-                                events.len()
-                            ))),
-                            false => Ok(events),
-                        }
-                    });
-                transform.stats.record(&outcome);
-                let events = outcome.map_err(|e| refused(e.to_string()))?;
+                let events = off_the_reactor(|| transform.loaded.transform(&event))
+                    .map_err(|e| refused(e.to_string()))?;
                 for event in events {
                     next.push(returned_candidate(event, &candidate).map_err(refused)?);
                 }

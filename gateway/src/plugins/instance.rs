@@ -1,6 +1,7 @@
 //! A loaded plugin: its pre-instantiated component and a few warm instances, each call bounded
 //! by the plugin's memory cap and CPU budget.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,11 +13,43 @@ use super::bindings::transform::{Transform, TransformPre};
 use super::bindings::watcher::{Watcher, WatcherPre};
 use super::bindings::wit_types;
 use super::engine::{PluginEngine, EPOCH_TICK};
+use super::grants::{DEFAULT_MEMORY_MIB, DEFAULT_WATCHER_CPU_MS};
 use super::sandbox::{HostAccess, Sandbox};
 use super::{PluginError, METRIC_CALLS, METRIC_CALL_SECONDS, METRIC_FAILURES, METRIC_MEMORY_PEAK};
 
 /// Warm instances kept per plugin (more run at once are made fresh and dropped after).
 const WARM_INSTANCES: usize = 4;
+/// Most events a transform can make of one.
+pub const MAX_TRANSFORM_OUTPUTS: usize = 100;
+
+/// Calls and failures of a plugin, across its revisions (shown by the API; the metrics count
+/// the same calls).
+#[derive(Debug, Default)]
+pub struct CallStats {
+    calls: AtomicU64,
+    failures: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl CallStats {
+    /// Calls so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Failed calls so far.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// The last failure's error.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
 
 /// The world a plugin targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -65,18 +98,16 @@ pub struct Loaded {
     memory: usize,
     budget: Duration,
     warm: Mutex<Vec<Warm>>,
+    stats: Arc<CallStats>,
 }
 
 impl Loaded {
-    /// Links `component` for `world`: fails, saying why, when it imports what the host does
-    /// not offer or does not export what the world requires.
+    /// Links `component` for `world`, with the default limits: fails, saying why, when it
+    /// imports what the host does not offer or does not export what the world requires.
     pub fn link(
         engine: &Arc<PluginEngine>,
-        name: &str,
         world: World,
         component: &Component,
-        memory: usize,
-        budget: Duration,
     ) -> Result<Self, PluginError> {
         let linker = match world {
             World::Watcher => &engine.watcher_linker,
@@ -98,14 +129,49 @@ impl Loaded {
             World::Transform => Pre::Transform(TransformPre::new(pre).map_err(mismatch)?),
         };
         Ok(Loaded {
-            name: name.into(),
+            name: "(uploading)".into(),
             world,
             engine: engine.clone(),
             pre,
+            memory: DEFAULT_MEMORY_MIB as usize * 1024 * 1024,
+            budget: Duration::from_millis(DEFAULT_WATCHER_CPU_MS),
+            warm: Mutex::new(Vec::new()),
+            stats: Arc::default(),
+        })
+    }
+
+    /// The same component as plugin `name`, with these limits and call counts (no link again).
+    pub fn configured(
+        &self,
+        name: &str,
+        memory: usize,
+        budget: Duration,
+        stats: Arc<CallStats>,
+    ) -> Loaded {
+        Loaded {
+            name: name.into(),
+            world: self.world,
+            engine: self.engine.clone(),
+            pre: match &self.pre {
+                Pre::Watcher(pre) => Pre::Watcher(pre.clone()),
+                Pre::Transform(pre) => Pre::Transform(pre.clone()),
+            },
             memory,
             budget,
             warm: Mutex::new(Vec::new()),
-        })
+            stats,
+        }
+    }
+
+    /// Its calls and failures.
+    pub fn stats(&self) -> &Arc<CallStats> {
+        &self.stats
+    }
+
+    /// Gives `store` a fresh budget for a call.
+    fn rearm(&self, store: &mut Store<Sandbox>) {
+        store.data_mut().clock.restart();
+        store.set_epoch_deadline(ticks(self.budget));
     }
 
     /// A warm instance, or a new one.
@@ -127,8 +193,7 @@ impl Loaded {
             }
             Ok(UpdateDeadline::Continue(ticks(clock.budget - used)))
         });
-        store.data_mut().clock.restart();
-        store.set_epoch_deadline(ticks(self.budget));
+        self.rearm(&mut store);
         let bound = match &self.pre {
             Pre::Watcher(pre) => pre.instantiate(&mut store).map(Bound::Watcher),
             Pre::Transform(pre) => pre.instantiate(&mut store).map(Bound::Transform),
@@ -137,58 +202,80 @@ impl Loaded {
         Ok(Warm { store, bound })
     }
 
-    /// Runs `call` on an instance with a fresh budget, records the metrics, and keeps the
-    /// instance warm unless it trapped.
+    /// Runs `call` on an instance with a fresh budget and keeps the instance warm unless it
+    /// trapped; records the time and memory taken.
+    fn run<R>(
+        &self,
+        access: Option<HostAccess>,
+        call: impl FnOnce(&Bound, &mut Store<Sandbox>) -> wasmtime::Result<Result<R, String>>,
+    ) -> Result<R, CallFailure> {
+        let mut warm = self.instance()?;
+        warm.store.data_mut().host = access;
+        self.rearm(&mut warm.store);
+        let result = call(&warm.bound, &mut warm.store);
+        let data = warm.store.data_mut();
+        data.host = None;
+        let plugin = self.name.to_string();
+        metrics::histogram!(METRIC_CALL_SECONDS, "plugin" => plugin.clone())
+            .record(data.clock.used().as_secs_f64());
+        metrics::gauge!(METRIC_MEMORY_PEAK, "plugin" => plugin).set(data.limiter.peak as f64);
+        match result {
+            Ok(returned) => {
+                let mut warm_ones = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+                if warm_ones.len() < WARM_INSTANCES {
+                    warm_ones.push(warm);
+                }
+                returned.map_err(CallFailure::Returned)
+            }
+            Err(trap) => Err(CallFailure::Trapped(format!("{trap:#}"))),
+        }
+    }
+
+    /// [`Self::run`], counted in the metrics and the plugin's stats.
     fn call<R>(
         &self,
         access: Option<HostAccess>,
         call: impl FnOnce(&Bound, &mut Store<Sandbox>) -> wasmtime::Result<Result<R, String>>,
     ) -> Result<R, CallFailure> {
+        let outcome = self.run(access, call);
         let plugin = self.name.to_string();
         metrics::counter!(METRIC_CALLS, "plugin" => plugin.clone()).increment(1);
-        let outcome = self.instance().and_then(|mut warm| {
-            warm.store.data_mut().host = access;
-            warm.store.data_mut().clock.restart();
-            warm.store.set_epoch_deadline(ticks(self.budget));
-            let result = call(&warm.bound, &mut warm.store);
-            let data = warm.store.data_mut();
-            data.host = None;
-            metrics::histogram!(METRIC_CALL_SECONDS, "plugin" => plugin.clone())
-                .record(data.clock.used().as_secs_f64());
-            metrics::gauge!(METRIC_MEMORY_PEAK, "plugin" => plugin.clone())
-                .set(data.limiter.peak as f64);
-            match result {
-                Ok(returned) => {
-                    let mut warm_ones = self.warm.lock().unwrap_or_else(|e| e.into_inner());
-                    if warm_ones.len() < WARM_INSTANCES {
-                        warm_ones.push(warm);
-                    }
-                    returned.map_err(CallFailure::Returned)
-                }
-                Err(trap) => Err(CallFailure::Trapped(format!("{trap:#}"))),
-            }
-        });
-        if outcome.is_err() {
+        self.stats.calls.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = &outcome {
             metrics::counter!(METRIC_FAILURES, "plugin" => plugin).increment(1);
+            self.stats.failures.fetch_add(1, Ordering::Relaxed);
+            *self
+                .stats
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
         }
         outcome
     }
 
     /// The plugin's manifest.
     pub fn describe(&self) -> Result<wit_types::Manifest, CallFailure> {
-        self.call(None, |bound, store| match bound {
+        self.run(None, |bound, store| match bound {
             Bound::Watcher(w) => w.call_describe(store).map(Ok),
             Bound::Transform(t) => t.call_describe(store).map(Ok),
         })
     }
 
-    /// What a transform makes of `event`.
+    /// What a transform makes of `event` (more than [`MAX_TRANSFORM_OUTPUTS`] events fail).
     pub fn transform(
         &self,
         event: &wit_types::Event,
     ) -> Result<Vec<wit_types::Event>, CallFailure> {
         self.call(None, |bound, store| match bound {
-            Bound::Transform(t) => t.call_handle(store, event),
+            Bound::Transform(t) => t.call_handle(store, event).map(|returned| {
+                returned.and_then(|events| match events.len() > MAX_TRANSFORM_OUTPUTS {
+                    true => Err(format!(
+                        "returned {} events; at most {MAX_TRANSFORM_OUTPUTS} are taken",
+                        events.len()
+                    )),
+                    false => Ok(events),
+                })
+            }),
             Bound::Watcher(_) => Ok(Err("a watcher is not a transform".into())),
         })
     }

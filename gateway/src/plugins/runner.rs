@@ -152,7 +152,11 @@ async fn handle(
         let Some(installed) = enabled(host, name, stop).await else {
             return Handled::Stopped;
         };
-        if !installed.subscription.matches(&receiver.id, &receiver.kind) {
+        if !installed
+            .record
+            .subscription()
+            .matches(&receiver.id, &receiver.kind)
+        {
             return Handled::Done;
         }
         attempt += 1;

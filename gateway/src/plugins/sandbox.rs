@@ -13,6 +13,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{wit_host, wit_logging, wit_types};
+use super::catalog;
 use super::grants::Grants;
 use crate::registry::input::NewEvent;
 use crate::registry::Registry;
@@ -38,14 +39,21 @@ pub struct Services {
     pub runtime: tokio::runtime::Handle,
 }
 
+/// What one installed watcher may use of the `host` interface.
+#[derive(Debug)]
+pub struct Granted {
+    /// The operator's grants.
+    pub grants: Grants,
+    /// The capabilities the plugin's manifest asks for.
+    pub capabilities: Vec<wit_types::Capability>,
+}
+
 /// A watcher's access to the `host` interface during one call.
 pub struct HostAccess {
     /// The shared services.
     pub services: Arc<Services>,
-    /// The operator's grants.
-    pub grants: Arc<Grants>,
-    /// The capabilities the plugin's manifest asks for.
-    pub capabilities: Vec<wit_types::Capability>,
+    /// What the watcher may use.
+    pub granted: Arc<Granted>,
     /// The event being handled: what emitted events are caused by.
     pub cause: String,
 }
@@ -148,7 +156,7 @@ impl Sandbox {
             .host
             .as_ref()
             .ok_or("the host interface is not available here")?;
-        if access.capabilities.contains(&capability) {
+        if access.granted.capabilities.contains(&capability) {
             Ok(access)
         } else {
             Err(format!(
@@ -258,7 +266,11 @@ impl wit_host::Host for Sandbox {
             return Err(format!("URL scheme {} is not http or https", url.scheme()));
         }
         let host = url.host_str().ok_or("the URL has no host")?;
-        if !access.grants.allows_host(host, url.port_or_known_default()) {
+        if !access
+            .granted
+            .grants
+            .allows_host(host, url.port_or_known_default())
+        {
             return Err(format!(
                 "host {host} is not allowed for this plugin (grants: allowed_hosts)"
             ));
@@ -300,7 +312,7 @@ impl wit_host::Host for Sandbox {
     }
 
     fn config_get(&mut self, key: String) -> Option<String> {
-        self.host.as_ref()?.grants.config.get(&key).cloned()
+        self.host.as_ref()?.granted.grants.config.get(&key).cloned()
     }
 
     fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
@@ -350,14 +362,8 @@ impl Sandbox {
         let store = access.services.registry.store().clone();
         let key = self.kv_key(&key);
         self.wait(async move {
-            store
-                .commit(Box::new(move |txn| {
-                    txn.put_setting(&key, value.as_ref())?;
-                    Ok(crate::registry::port::Committed::written(key))
-                }))
-                .await
+            catalog::write(&store, move |txn| txn.put_setting(&key, value.as_ref())).await
         })?
-        .map(|_| ())
         .map_err(|e| e.to_string())
     }
 }
