@@ -504,6 +504,14 @@ impl PluginHost {
 }
 
 impl Transforms for PluginHost {
+    fn active(&self) -> bool {
+        !self
+            .transforms
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
     fn apply(&self, candidate: Candidate) -> Result<Vec<Candidate>, RegistryError> {
         let transforms = self
             .transforms

@@ -66,7 +66,8 @@ impl Registry {
         let (source, origin_id) = item.origin;
         let target = self.resolve(&item.route)?;
         let (receiver_id, receiver_type) = match &target {
-            Target::Existing(id) => (id.clone(), self.shared_receiver(id)?.kind.clone()),
+            // the type is looked up only if a transform needs it
+            Target::Existing(id) => (id.clone(), String::new()),
             Target::Create { kind, .. } => (String::new(), kind.clone()),
         };
         let candidate = Candidate {
@@ -78,19 +79,17 @@ impl Registry {
             payload: item.payload,
             origin: Some((source.clone(), origin_id.clone())),
         };
+        // each event goes to the receiver it names, or (None) to the receiver of its type that
+        // is created on the fly; that one's payloads are not checked (its schema takes anything)
         let drafts = self
             .transformed(candidate)?
             .into_iter()
             .map(|c| {
-                let target = match (c.receiver_id.is_empty(), &target) {
-                    (true, Target::Create { .. }) => target.clone(),
-                    (true, Target::Existing(id)) => Target::Existing(id.clone()),
-                    (false, _) => Target::Existing(c.receiver_id.clone()),
-                };
-                if let Target::Existing(id) = &target {
+                let receiver = (!c.receiver_id.is_empty()).then(|| c.receiver_id.clone());
+                if let Some(id) = &receiver {
                     self.validate_payload(id, &c.payload)?;
                 }
-                Ok((target, EventDraft::from_candidate(c, None)))
+                Ok((receiver, EventDraft::from_candidate(c, None)))
             })
             .collect::<Result<Vec<_>, RegistryError>>()?;
         if drafts.is_empty() {
@@ -101,13 +100,15 @@ impl Registry {
                 if let Some(id) = txn.deduplicated(&source, &origin_id)? {
                     return Ok(Committed { id, created: false });
                 }
-                let mut first = None;
-                for (target, draft) in drafts {
-                    let receiver_id = target.receiver_id(txn)?;
-                    let id = draft.write(txn, receiver_id)?;
-                    first.get_or_insert(id);
-                }
-                let id = first.unwrap_or_default();
+                // created once, however many events go to it (reads do not see this unit's writes)
+                let created = match drafts.iter().any(|(receiver, _)| receiver.is_none()) {
+                    true => target.receiver_id(txn)?,
+                    false => String::new(),
+                };
+                let drafts = drafts
+                    .into_iter()
+                    .map(|(receiver, draft)| (receiver.unwrap_or_else(|| created.clone()), draft));
+                let id = EventDraft::write_all(txn, drafts)?;
                 txn.put_dedup(&source, &origin_id, &id)?;
                 Ok(Committed::written(id))
             }))
@@ -148,7 +149,6 @@ impl Registry {
 }
 
 /// Where an ingested event will be written.
-#[derive(Clone)]
 enum Target {
     /// An existing receiver, whose schema the payload matched.
     Existing(String),

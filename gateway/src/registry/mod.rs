@@ -150,12 +150,22 @@ impl Registry {
         let _ = self.transforms.set(transforms);
     }
 
-    /// What the transforms make of `candidate` (itself when there are none).
-    fn transformed(&self, candidate: Candidate) -> Result<Vec<Candidate>, RegistryError> {
-        match self.transforms.get() {
-            Some(transforms) => transforms.apply(candidate),
-            None => Ok(vec![candidate]),
+    /// What the transforms make of `candidate` (itself when none is active). Its receiver
+    /// type is looked up here, only when a transform may need it.
+    fn transformed(&self, mut candidate: Candidate) -> Result<Vec<Candidate>, RegistryError> {
+        let Some(transforms) = self.transforms.get().filter(|t| t.active()) else {
+            return Ok(vec![candidate]);
+        };
+        if candidate.receiver_type.is_empty() {
+            candidate.receiver_type = match self.shared_receiver(&candidate.receiver_id) {
+                Ok(receiver) => receiver.kind.clone(),
+                Err(RegistryError::NotFound { .. }) => {
+                    return Err(RegistryError::invalid("receiver for event does not exist"))
+                }
+                Err(e) => return Err(e),
+            };
         }
+        transforms.apply(candidate)
     }
 
     /// Validates and stores an event (or what the transforms make of it), and the
@@ -173,12 +183,7 @@ impl Registry {
         }
         self.store
             .commit(Box::new(move |txn: &mut dyn Txn| {
-                let mut first = None;
-                for (receiver_id, draft) in drafts {
-                    let id = draft.write(txn, receiver_id)?;
-                    first.get_or_insert(id);
-                }
-                Ok(Committed::written(first.unwrap_or_default()))
+                Ok(Committed::written(EventDraft::write_all(txn, drafts)?))
             }))
             .await
             .map(|c| Some(c.id))
@@ -240,16 +245,10 @@ impl Registry {
             Some(p) => p,
             None => RawValue::from_string("null".into()).map_err(internal_json)?,
         };
-        let receiver_type = match self.shared_receiver(&receiver_id) {
-            Ok(receiver) => receiver.kind.clone(),
-            Err(RegistryError::NotFound { .. }) => {
-                return Err(RegistryError::invalid("receiver for event does not exist"))
-            }
-            Err(e) => return Err(e),
-        };
         Ok(Candidate {
             receiver_id,
-            receiver_type,
+            // looked up only if a transform needs it
+            receiver_type: String::new(),
             nvrpp: Nvrpp {
                 name: input.name.unwrap_or_default(),
                 version: input.version.unwrap_or_default(),
@@ -544,6 +543,19 @@ impl EventDraft {
             success: candidate.success,
             caused_by: caused_by.map(str::to_owned),
         }
+    }
+
+    /// Stores each draft for its receiver; returns the first one's id.
+    fn write_all(
+        txn: &mut dyn Txn,
+        drafts: impl IntoIterator<Item = (String, EventDraft)>,
+    ) -> Result<String, RegistryError> {
+        let mut first = None;
+        for (receiver_id, draft) in drafts {
+            let id = draft.write(txn, receiver_id)?;
+            first.get_or_insert(id);
+        }
+        Ok(first.unwrap_or_default())
     }
 
     /// Stores the event for `receiver_id`, its log message and the group-complete messages it

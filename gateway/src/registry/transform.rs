@@ -12,7 +12,7 @@ pub struct Candidate {
     /// The receiver it goes to; empty when that is the receiver of `receiver_type`, still to be
     /// created on the fly.
     pub receiver_id: String,
-    /// That receiver's type.
+    /// That receiver's type (filled in before the transforms run).
     pub receiver_type: String,
     /// The unit it is about.
     pub nvrpp: Nvrpp,
@@ -28,6 +28,9 @@ pub struct Candidate {
 
 /// The transforms incoming events go through.
 pub trait Transforms: Send + Sync {
+    /// Whether any transform is enabled (when none is, events go in without a look here).
+    fn active(&self) -> bool;
+
     /// The events to store instead of `candidate` (itself when no transform applies, none to
     /// drop it), or [`RegistryError::Refused`] naming the transform that refused or failed.
     fn apply(&self, candidate: Candidate) -> Result<Vec<Candidate>, RegistryError>;
