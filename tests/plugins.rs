@@ -408,6 +408,125 @@ async fn cdevents_to_epr_fills_what_the_client_left_out() {
     );
 }
 
+/// The payload's CDEvent (itself, or the `data` of the CloudEvent carrying it), checked as
+/// spec 0.5 by cdevents-sdk: its 0.5 types refuse 0.4's field names and outcomes.
+fn cdevent_0_5(payload: &Value) -> Value {
+    let cdevent = payload.get("data").unwrap_or(payload).clone();
+    let parsed: cdevents_sdk::CDEvent =
+        serde_json::from_value(cdevent.clone()).unwrap_or_else(|e| panic!("{e}: {cdevent}"));
+    assert_eq!(parsed.version(), "0.5.0", "{cdevent}");
+    cdevent
+}
+
+#[tokio::test]
+async fn cdevents_migrate_turns_0_4_events_into_valid_0_5_ones() {
+    let gw = Gateway::start().await;
+    install(&gw, "cdevents_migrate", json!({}), None).await;
+
+    // through the CDEvents webhook: stored as a CloudEvent carrying the CDEvent
+    let finished = json!({
+        "context": {"version": "0.4.1", "id": "run-42", "source": "/ci/tekton",
+            "type": "dev.cdevents.pipelinerun.finished.0.2.0", "timestamp": "2026-11-23T10:00:00Z"},
+        "subject": {"id": "release-42", "source": "/ci/tekton", "content": {
+            "pipelineName": "release", "url": "https://ci.example/runs/42", "outcome": "pass"}}
+    });
+    let (status, answer) = gw
+        .post_with("/webhook/000-cdevents", &[], &finished.to_string())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let (_, answer) = gw
+        .get(&format!(
+            "/api/v1/events/{}",
+            answer["data"].as_str().unwrap()
+        ))
+        .await;
+    let event = &answer["data"][0];
+    let cdevent = cdevent_0_5(&event["payload"]);
+    let kind = "dev.cdevents.pipelinerun.finished.0.3.0";
+    assert_eq!(cdevent["context"]["type"], kind);
+    assert_eq!(
+        event["payload"]["type"], kind,
+        "the CloudEvent's type follows"
+    );
+    assert_eq!(
+        cdevent["subject"]["content"],
+        json!({"pipelineName": "release", "uri": "https://ci.example/runs/42", "outcome": "success"})
+    );
+    assert_eq!(cdevent["context"]["id"], "run-42");
+    assert_eq!(
+        event["version"], "0.3.0",
+        "the NVRPP derived from the type follows"
+    );
+    assert_eq!(event["release"], "0.5.0");
+    assert_eq!(event["success"], true);
+
+    // posted to the REST API: the payload is the CDEvent; NVRPP set by the client stays
+    let receiver = gw.receiver("dev.cdevents.testcaserun.finished.0.2.0").await;
+    let failed = json!({
+        "context": {"version": "0.4.1", "id": "t-7", "source": "/ci/tests",
+            "type": "dev.cdevents.testcaserun.finished.0.2.0", "timestamp": "2026-11-23T10:00:00Z"},
+        "subject": {"id": "login-test", "content": {"environment": {"id": "ci"}, "outcome": "fail",
+            "testCase": {"id": "login", "url": "https://tests.example/login"}}}
+    });
+    let id = gw
+        .create(
+            "/api/v1/events",
+            &event_body(&receiver, "shop-api", false, failed),
+        )
+        .await;
+    let (_, answer) = gw.get(&format!("/api/v1/events/{id}")).await;
+    let event = &answer["data"][0];
+    let cdevent = cdevent_0_5(&event["payload"]);
+    assert_eq!(
+        cdevent["context"]["type"],
+        "dev.cdevents.testcaserun.finished.0.3.0"
+    );
+    assert_eq!(cdevent["subject"]["content"]["outcome"], "failure");
+    assert_eq!(
+        cdevent["subject"]["content"]["testCase"]["uri"], "https://tests.example/login",
+        "nested urls are renamed too"
+    );
+    assert_eq!(event["name"], "shop-api");
+    assert_eq!(event["version"], "1.0.0", "set by the client: kept");
+
+    // a 0.5 event is left as it is
+    let receiver = gw.receiver("dev.cdevents.build.finished.0.3.0").await;
+    let current = json!({
+        "context": {"specversion": "0.5.0", "id": "b-1", "source": "/ci/jenkins",
+            "type": "dev.cdevents.build.finished.0.3.0", "timestamp": "2026-11-23T10:00:00Z"},
+        "subject": {"id": "shop-api", "content": {}}
+    });
+    let id = gw
+        .create(
+            "/api/v1/events",
+            &event_body(&receiver, "shop-api", true, current.clone()),
+        )
+        .await;
+    let (_, answer) = gw.get(&format!("/api/v1/events/{id}")).await;
+    assert_eq!(answer["data"][0]["payload"], current);
+
+    // what 0.4.1 does not have cannot be migrated: refused, saying why, nothing stored
+    let receiver = gw.receiver("dev.cdevents.build.finished.0.1.1").await;
+    let unknown = json!({
+        "context": {"version": "0.4.1", "id": "b-2", "source": "/ci/jenkins",
+            "type": "dev.cdevents.build.finished.0.1.1", "timestamp": "2026-11-23T10:00:00Z"},
+        "subject": {"id": "shop-api", "content": {}}
+    });
+    let (status, answer) = gw
+        .post(
+            "/api/v1/events",
+            &event_body(&receiver, "shop-api", true, unknown),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let error = error_of(&answer);
+    assert!(
+        error.contains("cdevents-migrate") && error.contains("has build.finished 0.2.0, not 0.1.1"),
+        "{error}"
+    );
+    assert!(events_of(&gw, &receiver).await.is_empty());
+}
+
 #[tokio::test]
 async fn a_misbehaving_transform_refuses_only_its_events() {
     let gw = Gateway::start().await;
