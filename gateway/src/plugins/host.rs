@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+use super::background::Background;
 use super::catalog::{self, PluginRecord};
 use super::compile::{self, Compiled};
 use super::convert::{candidate_event, returned_candidate, stored_event};
@@ -79,6 +80,8 @@ pub struct Redriven {
 /// The plugin manager.
 pub struct PluginHost {
     engine: Arc<PluginEngine>,
+    /// Where watchers run (their host calls wait on it too).
+    background: Background,
     services: Arc<Services>,
     plugins: RwLock<BTreeMap<String, Arc<Installed>>>,
     /// The enabled transforms, in name order: what the request path reads.
@@ -98,13 +101,15 @@ impl PluginHost {
             .timeout(HTTP_TIMEOUT)
             .build()
             .map_err(|e| PluginError::Internal(format!("HTTP client: {e}")))?;
+        let background = Background::start()?;
         let services = Arc::new(Services {
             registry: registry.clone(),
             http,
-            runtime: tokio::runtime::Handle::current(),
+            runtime: background.handle().clone(),
         });
         let host = Arc::new(PluginHost {
             engine,
+            background,
             services,
             plugins: RwLock::new(BTreeMap::new()),
             transforms: RwLock::new(Arc::new(Vec::new())),
@@ -125,6 +130,11 @@ impl PluginHost {
         host.sync_runners().await;
         tracing::info!(plugins = host.read().len(), "plugins loaded");
         Ok(host)
+    }
+
+    /// The runtime watchers run on, at a lower priority than the request path.
+    pub fn background(&self) -> &tokio::runtime::Handle {
+        self.background.handle()
     }
 
     /// The registry plugins work on.
@@ -535,7 +545,9 @@ impl Transforms for PluginHost {
                     reason,
                 };
                 let event = candidate_event(&candidate);
-                let events = off_the_reactor(|| transform.loaded.transform(&event))
+                let events = transform
+                    .loaded
+                    .transform(&event)
                     .map_err(|e| refused(e.to_string()))?;
                 for event in events {
                     next.push(returned_candidate(event, &candidate).map_err(refused)?);
@@ -544,15 +556,5 @@ impl Transforms for PluginHost {
             current = next;
         }
         Ok(current)
-    }
-}
-
-/// Runs `call` where it may block: WASI's synchronous streams (a plugin writing to stderr, as a
-/// panic does) wait on the runtime, which a worker thread driving tasks must not do.
-fn off_the_reactor<R>(call: impl FnOnce() -> R) -> R {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(call),
-        _ => call(),
     }
 }

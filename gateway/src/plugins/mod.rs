@@ -4,8 +4,9 @@
 //! with their precompiled form ([`catalog`]), and run in sandboxes with memory and CPU caps
 //! ([`sandbox`], [`instance`]): transforms in the request path ([`PluginHost`] implements the
 //! registry's transform hook), watchers from the durable log, each with its own cursor, retries
-//! and dead letters ([`runner`]).
+//! and dead letters ([`runner`]), on lower-priority threads ([`background`]).
 
+pub mod background;
 pub mod bindings;
 pub mod catalog;
 pub mod compile;

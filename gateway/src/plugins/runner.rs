@@ -56,7 +56,7 @@ impl Runner {
     /// Starts watcher `name` from its cursor.
     pub fn spawn(host: Arc<PluginHost>, name: String) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(host, name, stopped));
+        let task = host.background().spawn(run(host.clone(), name, stopped));
         Runner { stop, task }
     }
 

@@ -82,7 +82,8 @@ impl Registry {
         // each event goes to the receiver it names, or (None) to the receiver of its type that
         // is created on the fly; that one's payloads are not checked (its schema takes anything)
         let drafts = self
-            .transformed(candidate)?
+            .transformed(candidate)
+            .await?
             .into_iter()
             .map(|c| {
                 let receiver = (!c.receiver_id.is_empty()).then(|| c.receiver_id.clone());

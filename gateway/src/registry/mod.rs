@@ -151,8 +151,10 @@ impl Registry {
     }
 
     /// What the transforms make of `candidate` (itself when none is active). Its receiver
-    /// type is looked up here, only when a transform may need it.
-    fn transformed(&self, mut candidate: Candidate) -> Result<Vec<Candidate>, RegistryError> {
+    /// type is looked up here, only when a transform may need it. The transforms run on a
+    /// blocking thread: a plugin's synchronous WASI calls (its stderr, where a panic writes)
+    /// wait on the runtime, which a worker thread may not do.
+    async fn transformed(&self, mut candidate: Candidate) -> Result<Vec<Candidate>, RegistryError> {
         let Some(transforms) = self.transforms.get().filter(|t| t.active()) else {
             return Ok(vec![candidate]);
         };
@@ -165,7 +167,15 @@ impl Registry {
                 Err(e) => return Err(e),
             };
         }
-        transforms.apply(candidate)
+        let transforms = transforms.clone();
+        tokio::task::spawn_blocking(move || transforms.apply(candidate))
+            .await
+            .unwrap_or_else(|e| {
+                Err(RegistryError::Refused {
+                    plugin: "(transforms)".into(),
+                    reason: format!("the call panicked: {e}"),
+                })
+            })
     }
 
     /// Validates and stores an event (or what the transforms make of it), and the
@@ -174,7 +184,8 @@ impl Registry {
     pub async fn create_event(&self, input: NewEvent) -> Result<Option<String>, RegistryError> {
         let candidate = self.candidate(input)?;
         let drafts = self
-            .transformed(candidate)?
+            .transformed(candidate)
+            .await?
             .into_iter()
             .map(|c| self.checked_draft(c, None))
             .collect::<Result<Vec<_>, _>>()?;

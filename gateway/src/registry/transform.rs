@@ -33,5 +33,6 @@ pub trait Transforms: Send + Sync {
 
     /// The events to store instead of `candidate` (itself when no transform applies, none to
     /// drop it), or [`RegistryError::Refused`] naming the transform that refused or failed.
+    /// Blocks while plugins run: the registry calls it on a blocking thread.
     fn apply(&self, candidate: Candidate) -> Result<Vec<Candidate>, RegistryError>;
 }
