@@ -2,9 +2,12 @@
 //! throughput, latency percentiles and bytes on disk per event, beside a baseline run in the
 //! same command (a no-op `GET /healthz/liveness` at the same concurrency). With `--brokers`, a
 //! second gateway relays to Kafka and the relay's throughput, end-to-end latency and CPU cost are
-//! reported beside the gateway without a broker.
+//! reported beside the gateway without a broker. With `--plugins`, a gateway running three
+//! webhook watchers and a transform is loaded the same way, and its throughput, delivery and CPU
+//! reported beside the gateway without plugins.
 
 mod gateway;
+mod plugged;
 mod relay;
 mod report;
 mod workload;
@@ -28,6 +31,9 @@ use workload::{Request, Target};
 /// With a Kafka broker (here Tansu, as the tests use it):
 ///   tansu broker --listener-url tcp://127.0.0.1:9092 --advertised-listener-url tcp://127.0.0.1:9092 &
 ///   epr-loadgen --spawn target/release/epr-gateway --brokers 127.0.0.1:9092 -c 64
+///
+/// With plugins (built first: cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml):
+///   epr-loadgen --spawn target/release/epr-gateway --plugins plugins/target/wasm32-wasip2/release -c 64
 #[derive(Parser)]
 #[command(name = "epr-loadgen", version, about, verbatim_doc_comment)]
 struct Args {
@@ -81,6 +87,15 @@ struct Args {
     /// end-to-end latency (event stored to message readable) and the relay's CPU per event.
     #[arg(long, requires = "spawn")]
     brokers: Option<String>,
+
+    /// Directory holding the built first-party plugins (`webhook_firer.wasm`,
+    /// `cdevents_to_epr.wasm`; needs --spawn): a second gateway with three webhook-firer
+    /// watchers POSTing every event to a local sink and cdevents-to-epr as a transform on every
+    /// event is loaded after each EPR-event phase; reports its events/s as a ratio of the
+    /// gateway without plugins, the time the watchers take to deliver everything, and CPU per
+    /// event.
+    #[arg(long, requires = "spawn", value_name = "DIR")]
+    plugins: Option<PathBuf>,
 }
 
 /// The receiver type the load generator's events have.
@@ -103,6 +118,12 @@ async fn main() -> anyhow::Result<()> {
     let relaying = match (&args.spawn, &args.brokers) {
         (Some(bin), Some(brokers)) => {
             Some(Relaying::start(bin, brokers, args.token.clone()).await?)
+        }
+        _ => None,
+    };
+    let plugged = match (&args.spawn, &args.plugins) {
+        (Some(bin), Some(dir)) => {
+            Some(plugged::Plugged::start(bin, dir, args.token.clone()).await?)
         }
         _ => None,
     };
@@ -146,6 +167,16 @@ async fn main() -> anyhow::Result<()> {
         if let (Some(relaying), Some(cpu_per_event)) = (&relaying, cpu_per_event) {
             relaying
                 .run(&args, concurrency, duration, &result, cpu_per_event)
+                .await?;
+        }
+        if let (Some(plugged), Some(cpu_per_event)) = (&plugged, cpu_per_event) {
+            plugged
+                .run(
+                    args.payload_bytes,
+                    (concurrency, duration, args.rate),
+                    &result,
+                    cpu_per_event,
+                )
                 .await?;
         }
         if args.cdevents {

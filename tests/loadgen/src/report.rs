@@ -18,6 +18,8 @@ pub enum Phase {
     CdEvents,
     /// `POST /api/v1/events` to a gateway relaying to Kafka.
     Relayed,
+    /// `POST /api/v1/events` to a gateway running plugins.
+    Plugged,
 }
 
 /// What a relay phase measured.
@@ -85,6 +87,7 @@ pub fn print(phase: Phase, concurrency: usize, r: &RunResult, baseline: Option<&
         Phase::Events => "POST /api/v1/events (durable)",
         Phase::CdEvents => "POST /webhook CDEvent (durable)",
         Phase::Relayed => "POST /api/v1/events + Kafka",
+        Phase::Plugged => "POST /api/v1/events + plugins",
     };
     let rate = RunResult::rate;
     let ms = |q: f64| r.latency_us.value_at_quantile(q) as f64 / 1000.0;

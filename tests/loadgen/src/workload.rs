@@ -28,17 +28,28 @@ pub struct Request {
     /// The body; a numbered body holds `{{n}}` where each request puts its own number.
     body: Bytes,
     numbered: bool,
+    /// Its content type.
+    content_type: &'static str,
+    /// Other headers.
+    headers: Vec<(&'static str, String)>,
 }
 
 impl Request {
+    /// A request with a JSON body (numbered or not) and no other header.
+    fn json(method: Method, path: &str, body: Bytes, numbered: bool) -> Self {
+        Request {
+            method,
+            path: path.into(),
+            body,
+            numbered,
+            content_type: "application/json",
+            headers: Vec::new(),
+        }
+    }
+
     /// The baseline: a no-op health check.
     pub fn liveness() -> Self {
-        Request {
-            method: Method::GET,
-            path: "/healthz/liveness".into(),
-            body: Bytes::new(),
-            numbered: false,
-        }
+        Request::json(Method::GET, "/healthz/liveness", Bytes::new(), false)
     }
 
     /// A CDEvent (`build.finished`, spec 0.5) to the built-in webhook source, with a unique id
@@ -50,12 +61,12 @@ impl Request {
             "subject": {"id": "loadgen-build", "source": "/loadgen", "content": {"artifactId": "pkg:oci/loadgen@1"}},
             "customData": padding(payload_bytes),
         });
-        Request {
-            method: Method::POST,
-            path: "/webhook/000-cdevents".into(),
-            body: Bytes::from(body.to_string()),
-            numbered: true,
-        }
+        Request::json(
+            Method::POST,
+            "/webhook/000-cdevents",
+            Bytes::from(body.to_string()),
+            true,
+        )
     }
 
     /// The body of request number `n` of run `run`.
@@ -76,12 +87,12 @@ impl Request {
             "description": "event posted by epr-loadgen", "payload": payload,
             "success": true, "event_receiver_id": receiver_id,
         });
-        Request {
-            method: Method::POST,
-            path: "/api/v1/events".into(),
-            body: Bytes::from(body.to_string()),
-            numbered: false,
-        }
+        Request::json(
+            Method::POST,
+            "/api/v1/events",
+            Bytes::from(body.to_string()),
+            false,
+        )
     }
 }
 
@@ -171,38 +182,67 @@ impl Target {
             "schema": {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
                 "properties": properties, "required": required, "additionalProperties": false},
         });
-        let request = Request {
-            method: Method::POST,
-            path: "/api/v1/receivers".into(),
-            body: Bytes::from(body.to_string()),
-            numbered: false,
-        };
-        let mut conn = self.open().await?;
-        let (status, body) = self.send(&mut conn, &request).await?;
-        let answer: Value = serde_json::from_slice(&body).context("receiver answer is not JSON")?;
-        if status != StatusCode::OK {
-            bail!("creating the receiver failed with {status}: {answer}");
-        }
+        let request = Request::json(
+            Method::POST,
+            "/api/v1/receivers",
+            Bytes::from(body.to_string()),
+            false,
+        );
+        let answer = self
+            .expect(&request, StatusCode::OK, "creating the receiver")
+            .await?;
         answer["data"]
             .as_str()
             .map(str::to_owned)
             .ok_or_else(|| anyhow!("no receiver id in {answer}"))
     }
 
+    /// Uploads the component `wasm` as plugin `name` with `grants`.
+    pub async fn upload_plugin(
+        &self,
+        name: &str,
+        wasm: Vec<u8>,
+        grants: &Value,
+    ) -> anyhow::Result<()> {
+        let request = Request {
+            method: Method::POST,
+            path: format!("/api/v1/plugins?name={name}"),
+            body: Bytes::from(wasm),
+            numbered: false,
+            content_type: "application/wasm",
+            headers: vec![("x-epr-grants", grants.to_string())],
+        };
+        self.expect(
+            &request,
+            StatusCode::CREATED,
+            &format!("uploading plugin {name}"),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Sends `request` once, expecting `status` and a JSON answer; `what` names it in errors.
+    async fn expect(
+        &self,
+        request: &Request,
+        status: StatusCode,
+        what: &str,
+    ) -> anyhow::Result<Value> {
+        let mut conn = self.open().await?;
+        let (answered, body) = self.send(&mut conn, request).await?;
+        let answer: Value = serde_json::from_slice(&body)
+            .with_context(|| format!("{what}: the answer is not JSON"))?;
+        if answered != status {
+            bail!("{what} failed with {answered}: {answer}");
+        }
+        Ok(answer)
+    }
+
     /// `GET path`, answered 200 with JSON.
     pub async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
-        let request = Request {
-            method: Method::GET,
-            path: path.into(),
-            body: Bytes::new(),
-            numbered: false,
-        };
-        let mut conn = self.open().await?;
-        let (status, body) = self.send(&mut conn, &request).await?;
-        if status != StatusCode::OK {
-            bail!("GET {path} answered {status}");
-        }
-        serde_json::from_slice(&body).with_context(|| format!("GET {path}: not JSON"))
+        let request = Request::json(Method::GET, path, Bytes::new(), false);
+        self.expect(&request, StatusCode::OK, &format!("GET {path}"))
+            .await
     }
 
     async fn open(&self) -> anyhow::Result<http1::SendRequest<Full<Bytes>>> {
@@ -233,7 +273,10 @@ impl Target {
             .method(request.method.clone())
             .uri(&request.path)
             .header("host", &self.host)
-            .header("content-type", "application/json");
+            .header("content-type", request.content_type);
+        for (name, value) in &request.headers {
+            builder = builder.header(*name, value);
+        }
         if let Some(token) = &self.token {
             builder = builder.header("authorization", format!("Bearer {token}"));
         }
