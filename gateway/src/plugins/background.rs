@@ -7,7 +7,7 @@ use tokio::runtime::{Builder, Handle, Runtime};
 use super::PluginError;
 
 /// Nice value of the watchers' threads (the request path runs at the process's, usually 0).
-pub const NICE: i32 = 10;
+pub const NICE: i32 = 19;
 
 /// A tokio runtime of lower-priority threads.
 pub struct Background {

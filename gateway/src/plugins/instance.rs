@@ -17,8 +17,11 @@ use super::grants::{DEFAULT_MEMORY_MIB, DEFAULT_WATCHER_CPU_MS};
 use super::sandbox::{HostAccess, Sandbox};
 use super::{PluginError, METRIC_CALLS, METRIC_CALL_SECONDS, METRIC_FAILURES, METRIC_MEMORY_PEAK};
 
-/// Warm instances kept per plugin (more run at once are made fresh and dropped after).
-const WARM_INSTANCES: usize = 4;
+/// Warm instances kept per plugin (more run at once are made fresh and dropped after). A
+/// transform is called from as many request threads as are busy at once: with 4, a loaded
+/// gateway instantiated often enough to lose a tenth of its throughput. A watcher uses one.
+/// They count against the engine's pooled instance slots.
+const WARM_INSTANCES: usize = 16;
 /// Most events a transform can make of one.
 pub const MAX_TRANSFORM_OUTPUTS: usize = 100;
 
