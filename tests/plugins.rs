@@ -257,6 +257,34 @@ async fn webhook_firer_posts_signed_cloudevents_and_retries_a_failing_server() {
 }
 
 #[tokio::test]
+async fn a_watcher_sees_the_cloudevent_an_event_came_in_as() {
+    let gw = Gateway::start().await;
+    let hook = Hook::start(0).await;
+    install(&gw, "webhook_firer", hook.grants("/hook", SECRET), None).await;
+    gw.receiver("test.fire").await;
+    let cloudevent = json!({"specversion": "1.0", "id": "run-7", "source": "/ci/jenkins",
+        "type": "test.fire", "subject": "shop-api", "eprname": "shop-api", "data": {"build": 7}});
+    let (status, answer) = gw
+        .post_with(
+            "/api/v1/cloudevents",
+            &[("content-type", "application/cloudevents+json")],
+            &cloudevent.to_string(),
+        )
+        .await;
+    assert!(status.is_success(), "{answer}");
+    let received = until("the webhook", || async {
+        let r = hook.received();
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    assert_eq!(
+        received[0].headers["ce-source"], "/ci/jenkins",
+        "the source it came in with, not the gateway's"
+    );
+    verify(&received[0]);
+}
+
+#[tokio::test]
 async fn an_event_failing_every_attempt_is_dead_lettered_then_redriven() {
     let gw = Gateway::start().await;
     let hook = Hook::start(0).await;

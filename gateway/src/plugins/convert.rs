@@ -1,6 +1,7 @@
 //! Events between the gateway's shapes and the contract's.
 
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 use super::bindings::wit_types;
 use crate::registry::message::rfc3339;
@@ -28,7 +29,7 @@ pub fn stored_event(event: &Event, receiver: &Receiver) -> wit_types::Event {
         description: event.description.clone(),
         payload: event.payload.get().to_owned(),
         created_at: rfc3339(event.created_at),
-        cloudevent: None,
+        cloudevent: cloudevent_of(&event.payload),
         caused_by: event.caused_by.clone(),
     }
 }
@@ -44,19 +45,57 @@ pub fn candidate_event(candidate: &Candidate) -> wit_types::Event {
         description: candidate.description.clone(),
         payload: candidate.payload.get().to_owned(),
         created_at: String::new(),
-        cloudevent: candidate
-            .origin
-            .as_ref()
-            .map(|(source, id)| wit_types::Cloudevent {
-                id: id.clone(),
-                source: source.clone(),
-                type_: candidate.receiver_type.clone(),
-                subject: None,
-                time: None,
-                extensions: Vec::new(),
-            }),
+        cloudevent: cloudevent_of(&candidate.payload),
         caused_by: None,
     }
+}
+
+/// Attributes of a CloudEvent that are not extensions.
+const CLOUDEVENT_ATTRIBUTES: [&str; 10] = [
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "datacontenttype",
+    "dataschema",
+    "data",
+    "data_base64",
+];
+
+/// The CloudEvent attributes of a payload that is a CloudEvent in structured form: how the
+/// gateway stores what came in as a CloudEvent (or through a CDEvents webhook).
+pub fn cloudevent_of(payload: &RawValue) -> Option<wit_types::Cloudevent> {
+    // most payloads are not CloudEvents: skip parsing them
+    if !payload.get().contains("\"specversion\"") {
+        return None;
+    }
+    let event: Map<String, Value> = serde_json::from_str(payload.get()).ok()?;
+    let text = |name: &str| event.get(name).and_then(Value::as_str).map(str::to_owned);
+    if text("specversion")? != "1.0" {
+        return None;
+    }
+    let extensions = event
+        .iter()
+        .filter(|(name, _)| !CLOUDEVENT_ATTRIBUTES.contains(&name.as_str()))
+        .filter_map(|(name, value)| {
+            let value = match value {
+                Value::String(s) => s.clone(),
+                Value::Number(_) | Value::Bool(_) => value.to_string(),
+                _ => return None,
+            };
+            Some((name.clone(), value))
+        })
+        .collect();
+    Some(wit_types::Cloudevent {
+        id: text("id")?,
+        source: text("source")?,
+        type_: text("type")?,
+        subject: text("subject"),
+        time: text("time"),
+        extensions,
+    })
 }
 
 /// An event a transform returned, to go on in place of `input`; fails when its payload is
@@ -79,4 +118,46 @@ pub fn returned_candidate(event: wit_types::Event, input: &Candidate) -> Result<
         payload,
         origin: input.origin.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(value: serde_json::Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&value).unwrap()
+    }
+
+    #[test]
+    fn a_structured_cloudevent_payload_gives_its_attributes() {
+        let payload = raw(serde_json::json!({
+            "specversion": "1.0", "id": "e1", "source": "/ci", "type": "dev.test.done",
+            "subject": "app", "time": "2026-11-23T10:00:00Z", "datacontenttype": "application/json",
+            "eprname": "app", "attempt": 2, "data": {"specversion": "inner"}
+        }));
+        let ce = cloudevent_of(&payload).expect("a CloudEvent");
+        assert_eq!((ce.id.as_str(), ce.source.as_str()), ("e1", "/ci"));
+        assert_eq!(ce.type_, "dev.test.done");
+        assert_eq!(ce.subject.as_deref(), Some("app"));
+        assert_eq!(ce.time.as_deref(), Some("2026-11-23T10:00:00Z"));
+        assert_eq!(
+            ce.extensions,
+            vec![
+                ("attempt".to_owned(), "2".to_owned()),
+                ("eprname".to_owned(), "app".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn other_payloads_give_none() {
+        for payload in [
+            serde_json::json!({"build": 7}),
+            serde_json::json!({"context": {"specversion": "0.5.0"}}),
+            serde_json::json!({"specversion": "0.3", "id": "e", "source": "/s", "type": "t"}),
+            serde_json::json!({"specversion": "1.0", "id": "e", "type": "t"}),
+        ] {
+            assert!(cloudevent_of(&raw(payload.clone())).is_none(), "{payload}");
+        }
+    }
 }
