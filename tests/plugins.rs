@@ -556,6 +556,77 @@ async fn cdevents_migrate_turns_0_4_events_into_valid_0_5_ones() {
 }
 
 #[tokio::test]
+async fn a_transform_can_be_limited_to_the_paths_events_are_posted_to() {
+    let gw = Gateway::start().await;
+    let grants = json!({"subscription": {"paths": ["/webhook/000-*"]}});
+    install(
+        &gw,
+        "hostile_transform",
+        grants.clone(),
+        Some("webhooks-only"),
+    )
+    .await;
+
+    // a CDEvent through the built-in webhook source goes through the transform
+    let cdevent = json!({
+        "context": {"specversion": "0.5.0", "id": "b-9", "source": "/ci/jenkins",
+            "type": "dev.cdevents.build.finished.0.3.0", "timestamp": "2026-11-23T10:00:00Z"},
+        "subject": {"id": "shop-api", "content": {}}
+    });
+    let (status, answer) = gw
+        .post_with("/webhook/000-cdevents", &[], &cdevent.to_string())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let (_, stored) = gw
+        .get(&format!(
+            "/api/v1/events/{}",
+            answer["data"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(
+        stored["data"][0]["description"],
+        "dev.cdevents.build.finished.0.3.0 (transformed)"
+    );
+
+    // events posted to the REST API or as CloudEvents do not
+    let receiver = gw.receiver("test.paths").await;
+    let id = gw
+        .create(
+            "/api/v1/events",
+            &event_body(&receiver, "app", true, json!({})),
+        )
+        .await;
+    let (_, stored) = gw.get(&format!("/api/v1/events/{id}")).await;
+    assert_eq!(stored["data"][0]["description"], "an event");
+    let cloudevent = json!({"specversion": "1.0", "id": "c-1", "source": "/ci", "type": "test.paths",
+        "eprname": "app", "eprversion": "1", "eprrelease": "r", "eprplatformid": "p",
+        "eprpackage": "k", "eprdescription": "as a CloudEvent", "data": {}});
+    let (status, answer) = gw
+        .post_with(
+            "/api/v1/cloudevents",
+            &[("content-type", "application/cloudevents+json")],
+            &cloudevent.to_string(),
+        )
+        .await;
+    assert!(status.is_success(), "{answer}");
+    let (_, stored) = gw
+        .get(&format!(
+            "/api/v1/events/{}",
+            answer["data"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(stored["data"][0]["description"], "as a CloudEvent");
+
+    // a watcher reads the log, which does not keep paths: refused, saying so
+    let (status, answer) = upload(&gw, wasm("webhook_firer"), grants, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        error_of(&answer).contains("subscription.paths applies to transforms only"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
 async fn a_misbehaving_transform_refuses_only_its_events() {
     let gw = Gateway::start().await;
     install(&gw, "hostile_transform", json!({"cpu_ms": 500}), None).await;

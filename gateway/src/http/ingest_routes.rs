@@ -81,30 +81,33 @@ struct ItemResult {
     error: Option<String>,
 }
 
-/// Stores one CloudEvent (with `extra` attributes added), as routed by its attributes.
+/// Stores one CloudEvent posted to `path` (with `extra` attributes added), as routed by its
+/// attributes.
 async fn store_cloudevent(
     state: &AppState,
     mut event: CloudEvent,
     extra: &Map<String, Value>,
+    path: &str,
 ) -> Result<Option<Committed>, ApiError> {
     event.extend(extra.clone());
-    let item: Ingested = mapping::ingested(event, state.auto_receivers)?;
+    let item: Ingested = mapping::ingested(event, state.auto_receivers, path)?;
     Ok(state.registry.ingest(item).await?)
 }
 
-/// Stores what a CloudEvents request carried. A batch is answered item by item (200 with a
-/// result per item, in order; rejected items store nothing).
+/// Stores what a CloudEvents request to `path` carried. A batch is answered item by item (200
+/// with a result per item, in order; rejected items store nothing).
 async fn store_carried(
     state: &AppState,
     carried: Carried,
     extra: &Map<String, Value>,
+    path: &str,
 ) -> Result<Response, ApiError> {
     match carried {
-        Carried::Single(event) => Ok(stored(store_cloudevent(state, event, extra).await?)),
+        Carried::Single(event) => Ok(stored(store_cloudevent(state, event, extra, path).await?)),
         Carried::Batch(items) => {
             let results = join_all(items.into_iter().map(|item| async move {
                 let outcome = match item {
-                    Ok(event) => store_cloudevent(state, event, extra).await,
+                    Ok(event) => store_cloudevent(state, event, extra, path).await,
                     Err(e) => Err(ApiError::from(e)),
                 };
                 match outcome {
@@ -136,7 +139,7 @@ async fn post_cloudevents(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let carried = http_binding::decode(&headers, &body)?;
-    store_carried(&state, carried, &Map::new()).await
+    store_carried(&state, carried, &Map::new(), "/api/v1/cloudevents").await
 }
 
 async fn post_webhook(
@@ -158,15 +161,16 @@ async fn post_webhook(
         &body,
     )?;
     let kept = source.kept_headers(&headers);
+    let path = format!("/webhook/{id}");
     match source.accept {
         Accept::Cloudevents => {
             let carried = http_binding::decode(&headers, &body)?;
-            store_carried(&state, carried, &kept).await
+            store_carried(&state, carried, &kept, &path).await
         }
         Accept::Cdevents => {
             let (envelope, json) = cdevent_body(&headers, &body)?;
             let item = CdEvent::parse(json)?
-                .into_ingested(envelope, kept)
+                .into_ingested(envelope, kept, &path)
                 .map_err(ApiError::invalid)?;
             Ok(stored(state.registry.ingest(item).await?))
         }

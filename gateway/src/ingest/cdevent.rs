@@ -115,11 +115,12 @@ impl CdEvent {
 
     /// The registry event for this CDEvent. Its payload is the CDEvent wrapped in a structured
     /// CloudEvent: `base` holds the attributes it arrived with, if it arrived as a CloudEvent;
-    /// `extra` attributes are added.
+    /// `extra` attributes are added. `path` is where it was posted.
     pub fn into_ingested(
         self,
         base: Option<Map<String, Value>>,
         extra: Map<String, Value>,
+        path: &str,
     ) -> Result<Ingested, serde_json::Error> {
         let (subject, predicate, version) = self.type_parts();
         let (subject, predicate, version) =
@@ -140,6 +141,7 @@ impl CdEvent {
         event.insert("data".into(), self.json);
         event.extend(extra);
         Ok(Ingested {
+            path: path.to_owned(),
             payload: serde_json::value::to_raw_value(&event)?,
             route: Route::Type {
                 kind: self.kind.clone(),

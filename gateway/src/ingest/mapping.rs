@@ -18,9 +18,13 @@ use super::cloudevent::{attribute, AttributeError, CloudEvent};
 use crate::registry::ingest::{AutoReceiver, Ingested, Route};
 use crate::registry::model::Nvrpp;
 
-/// The registry event for a checked CloudEvent; `auto_receivers` lets a type without a receiver
-/// get one created on the fly.
-pub fn ingested(event: CloudEvent, auto_receivers: bool) -> Result<Ingested, AttributeError> {
+/// The registry event for a checked CloudEvent posted to `path`; `auto_receivers` lets a type
+/// without a receiver get one created on the fly.
+pub fn ingested(
+    event: CloudEvent,
+    auto_receivers: bool,
+    path: &str,
+) -> Result<Ingested, AttributeError> {
     let get = |name: &str| attribute(&event, name).filter(|v| !v.is_empty());
     let kind = get("type").unwrap_or_default();
     let source = get("source").unwrap_or_default();
@@ -51,6 +55,7 @@ pub fn ingested(event: CloudEvent, auto_receivers: bool) -> Result<Ingested, Att
         problem: e.to_string(),
     })?;
     Ok(Ingested {
+        path: path.to_owned(),
         route,
         nvrpp: Nvrpp {
             name: get("eprname")

@@ -115,6 +115,7 @@ fn describe(loaded: &Loaded) -> Result<Manifest, PluginError> {
         subscription: Subscription {
             types: manifest.subscription.types,
             receivers: manifest.subscription.receivers,
+            paths: Vec::new(),
         },
         capabilities: manifest
             .capabilities

@@ -117,6 +117,7 @@ pub fn returned_candidate(event: wit_types::Event, input: &Candidate) -> Result<
         description: event.description,
         payload,
         origin: input.origin.clone(),
+        path: input.path.clone(),
     })
 }
 

@@ -22,8 +22,9 @@ pub const DEFAULT_TRANSFORM_CPU_MS: u64 = 50;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
 /// Which events a plugin gets: an event matches when its receiver type matches one of `types`
-/// (globs, `*` matches any run of characters) or its receiver is one of `receivers`; both
-/// empty: every event.
+/// (globs, `*` matches any run of characters) or its receiver is one of `receivers` (both
+/// empty: any receiver), and, for a transform given `paths`, it was posted to a path matching
+/// one of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Subscription {
@@ -33,14 +34,20 @@ pub struct Subscription {
     /// Receiver ids.
     #[serde(default)]
     pub receivers: Vec<String>,
+    /// Globs of the paths events are posted to (`/api/v1/events`, `/api/v1/cloudevents`,
+    /// `/webhook/<source id>`); empty: any. Transforms only (the log does not keep the path).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
 }
 
 impl Subscription {
-    /// Whether an event of receiver `receiver_id`, of type `receiver_type`, matches.
-    pub fn matches(&self, receiver_id: &str, receiver_type: &str) -> bool {
-        (self.types.is_empty() && self.receivers.is_empty())
+    /// Whether an event of receiver `receiver_id`, of type `receiver_type`, posted to `path`,
+    /// matches.
+    pub fn matches(&self, receiver_id: &str, receiver_type: &str, path: &str) -> bool {
+        let receiver = (self.types.is_empty() && self.receivers.is_empty())
             || self.receivers.iter().any(|r| r == receiver_id)
-            || self.types.iter().any(|t| glob_matches(t, receiver_type))
+            || self.types.iter().any(|t| glob_matches(t, receiver_type));
+        receiver && (self.paths.is_empty() || self.paths.iter().any(|p| glob_matches(p, path)))
     }
 }
 
@@ -129,6 +136,20 @@ impl Grants {
         Ok(())
     }
 
+    /// Checks what only some worlds can use: `subscription.paths` is for transforms.
+    pub fn check_for(&self, world: World) -> Result<(), PluginError> {
+        let paths = self
+            .subscription
+            .as_ref()
+            .is_some_and(|s| !s.paths.is_empty());
+        if paths && world == World::Watcher {
+            return Err(PluginError::Invalid(
+                "grants: subscription.paths applies to transforms only (a watcher reads the log, which does not keep the path an event was posted to)".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The memory cap in bytes.
     pub fn memory_bytes(&self) -> usize {
         self.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB) as usize * 1024 * 1024
@@ -188,14 +209,23 @@ mod tests {
     #[test]
     fn empty_subscription_matches_everything() {
         let all = Subscription::default();
-        assert!(all.matches("r1", "any.type"));
+        assert!(all.matches("r1", "any.type", ""));
+        assert!(all.matches("r1", "any.type", "/webhook/github"));
         let some = Subscription {
             types: vec!["dev.build.*".into()],
             receivers: vec!["r2".into()],
+            paths: Vec::new(),
         };
-        assert!(some.matches("r1", "dev.build.finished"));
-        assert!(some.matches("r2", "other"));
-        assert!(!some.matches("r1", "other"));
+        assert!(some.matches("r1", "dev.build.finished", ""));
+        assert!(some.matches("r2", "other", ""));
+        assert!(!some.matches("r1", "other", ""));
+        let webhooks = Subscription {
+            paths: vec!["/webhook/git*".into()],
+            ..some
+        };
+        assert!(webhooks.matches("r1", "dev.build.finished", "/webhook/github"));
+        assert!(!webhooks.matches("r1", "dev.build.finished", "/api/v1/events"));
+        assert!(!webhooks.matches("r1", "other", "/webhook/github"));
     }
 
     #[test]

@@ -320,6 +320,7 @@ impl PluginHost {
         }
         let _one = self.manage.lock().await;
         let (compiled, bytes) = self.compile(bytes).await?;
+        grants.check_for(compiled.world)?;
         let name = name.unwrap_or_else(|| compiled.manifest.name.clone());
         if self.installed(&name).is_some() {
             return Err(PluginError::Exists(name));
@@ -373,10 +374,12 @@ impl PluginHost {
                 compiled.manifest.name, old.record.manifest.name
             )));
         }
+        let grants = grants.unwrap_or_else(|| old.record.grants.clone());
+        grants.check_for(compiled.world)?;
         let record = PluginRecord {
             world: compiled.world,
             manifest: compiled.manifest.clone(),
-            grants: grants.unwrap_or_else(|| old.record.grants.clone()),
+            grants,
             sha256: hex::encode(Sha256::digest(&bytes)),
             size: bytes.len(),
             revision: old.record.revision + 1,
@@ -405,6 +408,9 @@ impl PluginHost {
         let old = self
             .installed(name)
             .ok_or_else(|| PluginError::NotFound(name.to_owned()))?;
+        if let Some(grants) = &patch.grants {
+            grants.check_for(old.record.world)?;
+        }
         let record = PluginRecord {
             enabled: patch.enabled.unwrap_or(old.record.enabled),
             grants: patch.grants.unwrap_or_else(|| old.record.grants.clone()),
@@ -532,11 +538,11 @@ impl Transforms for PluginHost {
         for transform in transforms.iter() {
             let mut next = Vec::with_capacity(current.len());
             for candidate in current {
-                if !transform
-                    .record
-                    .subscription()
-                    .matches(&candidate.receiver_id, &candidate.receiver_type)
-                {
+                if !transform.record.subscription().matches(
+                    &candidate.receiver_id,
+                    &candidate.receiver_type,
+                    &candidate.path,
+                ) {
                     next.push(candidate);
                     continue;
                 }

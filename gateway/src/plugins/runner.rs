@@ -155,7 +155,7 @@ async fn handle(
         if !installed
             .record
             .subscription()
-            .matches(&receiver.id, &receiver.kind)
+            .matches(&receiver.id, &receiver.kind, "")
         {
             return Handled::Done;
         }

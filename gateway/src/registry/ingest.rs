@@ -50,6 +50,8 @@ pub struct Ingested {
     pub success: bool,
     /// The payload to store.
     pub payload: Box<RawValue>,
+    /// The path it was posted to.
+    pub path: String,
 }
 
 /// The schema of receivers created on the fly.
@@ -78,6 +80,7 @@ impl Registry {
             success: item.success,
             payload: item.payload,
             origin: Some((source.clone(), origin_id.clone())),
+            path: item.path,
         };
         // each event goes to the receiver it names, or (None) to the receiver of its type that
         // is created on the fly; that one's payloads are not checked (its schema takes anything)

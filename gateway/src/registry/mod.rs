@@ -33,6 +33,8 @@ pub const METRIC_VALIDATION_FAILURES: &str = "epr_validation_failures_total";
 /// How many events a chain of plugin-emitted events can hold (the first one caused by an event
 /// that came from outside): a plugin reacting to its own output stops there.
 pub const MAX_CAUSE_CHAIN: usize = 8;
+/// The path events are posted to over REST (what transforms see as the path of such events).
+pub const REST_PATH: &str = "/api/v1/events";
 /// Metric: group-complete messages produced.
 pub const METRIC_GROUPS_COMPLETED: &str = "epr_groups_completed_total";
 
@@ -182,7 +184,7 @@ impl Registry {
     /// group-complete messages it causes; returns the id of the (first) stored event, `None`
     /// when a transform dropped it.
     pub async fn create_event(&self, input: NewEvent) -> Result<Option<String>, RegistryError> {
-        let candidate = self.candidate(input)?;
+        let candidate = self.candidate(input, REST_PATH)?;
         let drafts = self
             .transformed(candidate)
             .await?
@@ -223,7 +225,8 @@ impl Registry {
                 .ok_or_else(|| not_found(ObjectKind::Event, &id))?
                 .caused_by;
         }
-        let (receiver_id, draft) = self.checked_draft(self.candidate(input)?, Some(caused_by))?;
+        let (receiver_id, draft) =
+            self.checked_draft(self.candidate(input, "")?, Some(caused_by))?;
         self.store
             .commit(Box::new(move |txn: &mut dyn Txn| {
                 Ok(Committed::written(draft.write(txn, receiver_id)?))
@@ -234,8 +237,9 @@ impl Registry {
 
     /// A new event, about to go through the transforms: blank fields are refused after them
     /// (a transform may fill them), unless the receiver is missing too (then every blank field
-    /// is named at once, as EPR does).
-    fn candidate(&self, mut input: NewEvent) -> Result<Candidate, RegistryError> {
+    /// is named at once, as EPR does). `path` is where it was posted (empty when a plugin
+    /// emitted it).
+    fn candidate(&self, mut input: NewEvent, path: &str) -> Result<Candidate, RegistryError> {
         let receiver_id = input.event_receiver_id.clone().unwrap_or_default();
         if receiver_id.trim().is_empty() {
             let mut check = BlankCheck::default();
@@ -271,6 +275,7 @@ impl Registry {
             description: input.description.unwrap_or_default(),
             payload,
             origin: None,
+            path: path.to_owned(),
         })
     }
 

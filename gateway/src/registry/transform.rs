@@ -24,6 +24,9 @@ pub struct Candidate {
     pub payload: Box<RawValue>,
     /// (source, id) of the CloudEvent it came in as, if it did.
     pub origin: Option<(String, String)>,
+    /// The path it was posted to (`/api/v1/events`, `/api/v1/cloudevents`,
+    /// `/webhook/<source id>`).
+    pub path: String,
 }
 
 /// The transforms incoming events go through.
