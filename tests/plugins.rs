@@ -113,6 +113,21 @@ struct Received {
     body: Bytes,
 }
 
+/// Posts `body` to an ingest `path` (a webhook source, CloudEvents) and reads back the event
+/// stored.
+async fn ingest_and_read(
+    gw: &Gateway,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &Value,
+) -> Value {
+    let (status, answer) = gw.post_with(path, headers, &body.to_string()).await;
+    assert!(status.is_success(), "{path}: {answer}");
+    let id = answer["data"].as_str().expect("an event id");
+    let (_, stored) = gw.get(&format!("/api/v1/events/{id}")).await;
+    stored["data"][0].clone()
+}
+
 /// A local HTTP server recording what it receives and answering `status`.
 struct Hook {
     port: u16,
@@ -174,6 +189,9 @@ impl Hook {
         })
     }
 }
+
+/// The content type of a structured-mode CloudEvent.
+const STRUCTURED: (&str, &str) = ("content-type", "application/cloudevents+json");
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -264,14 +282,7 @@ async fn a_watcher_sees_the_cloudevent_an_event_came_in_as() {
     gw.receiver("test.fire").await;
     let cloudevent = json!({"specversion": "1.0", "id": "run-7", "source": "/ci/jenkins",
         "type": "test.fire", "subject": "shop-api", "eprname": "shop-api", "data": {"build": 7}});
-    let (status, answer) = gw
-        .post_with(
-            "/api/v1/cloudevents",
-            &[("content-type", "application/cloudevents+json")],
-            &cloudevent.to_string(),
-        )
-        .await;
-    assert!(status.is_success(), "{answer}");
+    ingest_and_read(&gw, "/api/v1/cloudevents", &[STRUCTURED], &cloudevent).await;
     let received = until("the webhook", || async {
         let r = hook.received();
         (!r.is_empty()).then_some(r)
@@ -458,17 +469,7 @@ async fn cdevents_migrate_turns_0_4_events_into_valid_0_5_ones() {
         "subject": {"id": "release-42", "source": "/ci/tekton", "content": {
             "pipelineName": "release", "url": "https://ci.example/runs/42", "outcome": "pass"}}
     });
-    let (status, answer) = gw
-        .post_with("/webhook/000-cdevents", &[], &finished.to_string())
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{answer}");
-    let (_, answer) = gw
-        .get(&format!(
-            "/api/v1/events/{}",
-            answer["data"].as_str().unwrap()
-        ))
-        .await;
-    let event = &answer["data"][0];
+    let event = &ingest_and_read(&gw, "/webhook/000-cdevents", &[], &finished).await;
     let cdevent = cdevent_0_5(&event["payload"]);
     let kind = "dev.cdevents.pipelinerun.finished.0.3.0";
     assert_eq!(cdevent["context"]["type"], kind);
@@ -573,18 +574,9 @@ async fn a_transform_can_be_limited_to_the_paths_events_are_posted_to() {
             "type": "dev.cdevents.build.finished.0.3.0", "timestamp": "2026-11-23T10:00:00Z"},
         "subject": {"id": "shop-api", "content": {}}
     });
-    let (status, answer) = gw
-        .post_with("/webhook/000-cdevents", &[], &cdevent.to_string())
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{answer}");
-    let (_, stored) = gw
-        .get(&format!(
-            "/api/v1/events/{}",
-            answer["data"].as_str().unwrap()
-        ))
-        .await;
+    let stored = ingest_and_read(&gw, "/webhook/000-cdevents", &[], &cdevent).await;
     assert_eq!(
-        stored["data"][0]["description"],
+        stored["description"],
         "dev.cdevents.build.finished.0.3.0 (transformed)"
     );
 
@@ -601,21 +593,8 @@ async fn a_transform_can_be_limited_to_the_paths_events_are_posted_to() {
     let cloudevent = json!({"specversion": "1.0", "id": "c-1", "source": "/ci", "type": "test.paths",
         "eprname": "app", "eprversion": "1", "eprrelease": "r", "eprplatformid": "p",
         "eprpackage": "k", "eprdescription": "as a CloudEvent", "data": {}});
-    let (status, answer) = gw
-        .post_with(
-            "/api/v1/cloudevents",
-            &[("content-type", "application/cloudevents+json")],
-            &cloudevent.to_string(),
-        )
-        .await;
-    assert!(status.is_success(), "{answer}");
-    let (_, stored) = gw
-        .get(&format!(
-            "/api/v1/events/{}",
-            answer["data"].as_str().unwrap()
-        ))
-        .await;
-    assert_eq!(stored["data"][0]["description"], "as a CloudEvent");
+    let stored = ingest_and_read(&gw, "/api/v1/cloudevents", &[STRUCTURED], &cloudevent).await;
+    assert_eq!(stored["description"], "as a CloudEvent");
 
     // a watcher reads the log, which does not keep paths: refused, saying so
     let (status, answer) = upload(&gw, wasm("webhook_firer"), grants, None).await;

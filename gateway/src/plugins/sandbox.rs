@@ -3,7 +3,7 @@
 //! the `host` interface within its grants.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -94,9 +94,12 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// The CPU budget of the current call: wall time minus the time spent in host calls.
+/// The CPU budget of the current call: CPU time of the thread running it, minus the time
+/// spent in host calls. CPU time, not wall time: a plugin on a busy machine (or on the
+/// watchers' low-priority threads) waiting for a core is not charged for the wait.
 pub struct CallClock {
-    started: Instant,
+    /// The thread's CPU time when the call started.
+    started: Duration,
     in_host: Duration,
     /// The budget.
     pub budget: Duration,
@@ -105,13 +108,33 @@ pub struct CallClock {
 impl CallClock {
     /// Time the plugin itself has run in this call.
     pub fn used(&self) -> Duration {
-        self.started.elapsed().saturating_sub(self.in_host)
+        thread_cpu()
+            .saturating_sub(self.started)
+            .saturating_sub(self.in_host)
     }
 
     /// Starts a new call.
     pub fn restart(&mut self) {
-        self.started = Instant::now();
+        self.started = thread_cpu();
         self.in_host = Duration::ZERO;
+    }
+}
+
+/// CPU time used by the calling thread (a call runs on one thread from start to end).
+fn thread_cpu() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } == 0;
+    match read {
+        true => Duration::new(now.tv_sec as u64, now.tv_nsec as u32),
+        // not seen on Linux: wall time then, so that the budget still runs out
+        false => {
+            static ORIGIN: OnceLock<Instant> = OnceLock::new();
+            ORIGIN.get_or_init(Instant::now).elapsed()
+        }
     }
 }
 
@@ -142,7 +165,7 @@ impl Sandbox {
                 peak: 0,
             },
             clock: CallClock {
-                started: Instant::now(),
+                started: thread_cpu(),
                 in_host: Duration::ZERO,
                 budget,
             },
@@ -175,9 +198,9 @@ impl Sandbox {
             .services
             .runtime
             .clone();
-        let started = Instant::now();
+        let started = thread_cpu();
         let out = runtime.block_on(work);
-        self.clock.in_host += started.elapsed();
+        self.clock.in_host += thread_cpu().saturating_sub(started);
         Ok(out)
     }
 
