@@ -182,7 +182,12 @@ impl Loaded {
         if let Some(warm) = self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return Ok(warm);
         }
-        let sandbox = Sandbox::new(self.name.clone(), self.memory, self.budget);
+        let sandbox = Sandbox::new(
+            self.name.clone(),
+            self.memory,
+            self.budget,
+            self.world == World::Watcher,
+        );
         let mut store = Store::new(&self.engine.engine, sandbox);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_callback(|ctx| {
@@ -220,7 +225,7 @@ impl Loaded {
         data.host = None;
         let plugin = self.name.to_string();
         metrics::histogram!(METRIC_CALL_SECONDS, "plugin" => plugin.clone())
-            .record(data.clock.used().as_secs_f64());
+            .record(data.clock.duration().as_secs_f64());
         metrics::gauge!(METRIC_MEMORY_PEAK, "plugin" => plugin).set(data.limiter.peak as f64);
         match result {
             Ok(returned) => {

@@ -94,28 +94,57 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// The CPU budget of the current call: CPU time of the thread running it, minus the time
-/// spent in host calls. CPU time, not wall time: a plugin on a busy machine (or on the
-/// watchers' low-priority threads) waiting for a core is not charged for the wait.
+/// The clocks of the current call, host calls excluded. A watcher's budget is the CPU time of
+/// the thread running it: on the watchers' low-priority threads, a plugin waiting for a core is
+/// not charged for the wait. A transform's is wall time: it runs at the request path's priority,
+/// and reading a thread's CPU time is a system call (about 1 us here) on every call.
 pub struct CallClock {
-    /// The thread's CPU time when the call started.
-    started: Duration,
+    /// Whether the budget is CPU time (else wall time).
+    cpu: bool,
+    /// The thread's CPU time when the call started (when `cpu`).
+    started_cpu: Duration,
+    /// When the call started.
+    started: Instant,
+    /// Wall time spent in host calls.
     in_host: Duration,
     /// The budget.
     pub budget: Duration,
 }
 
 impl CallClock {
-    /// Time the plugin itself has run in this call.
+    /// A clock with `budget` per call, of CPU time when `cpu`, else of wall time.
+    fn new(budget: Duration, cpu: bool) -> Self {
+        CallClock {
+            cpu,
+            started_cpu: if cpu { thread_cpu() } else { Duration::ZERO },
+            started: Instant::now(),
+            in_host: Duration::ZERO,
+            budget,
+        }
+    }
+
+    /// What the plugin itself has used of its budget in this call (host calls excluded, at
+    /// their wall time, which is never less than their CPU time).
     pub fn used(&self) -> Duration {
-        thread_cpu()
-            .saturating_sub(self.started)
-            .saturating_sub(self.in_host)
+        match self.cpu {
+            true => thread_cpu()
+                .saturating_sub(self.started_cpu)
+                .saturating_sub(self.in_host),
+            false => self.duration(),
+        }
+    }
+
+    /// Wall time of this call so far, host calls excluded.
+    pub fn duration(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.in_host)
     }
 
     /// Starts a new call.
     pub fn restart(&mut self) {
-        self.started = thread_cpu();
+        if self.cpu {
+            self.started_cpu = thread_cpu();
+        }
+        self.started = Instant::now();
         self.in_host = Duration::ZERO;
     }
 }
@@ -153,8 +182,9 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// A sandbox for `plugin` with `max_memory` bytes and `budget` of CPU per call.
-    pub fn new(plugin: Arc<str>, max_memory: usize, budget: Duration) -> Self {
+    /// A sandbox for `plugin` with `max_memory` bytes and `budget` per call, of CPU time when
+    /// `cpu_budget` (watchers), else of wall time (see [`CallClock`]).
+    pub fn new(plugin: Arc<str>, max_memory: usize, budget: Duration, cpu_budget: bool) -> Self {
         Sandbox {
             // no preopened directories, env, args, network; stdio goes nowhere
             wasi: WasiCtx::builder().build(),
@@ -164,11 +194,7 @@ impl Sandbox {
                 max: max_memory,
                 peak: 0,
             },
-            clock: CallClock {
-                started: thread_cpu(),
-                in_host: Duration::ZERO,
-                budget,
-            },
+            clock: CallClock::new(budget, cpu_budget),
             host: None,
         }
     }
@@ -198,9 +224,9 @@ impl Sandbox {
             .services
             .runtime
             .clone();
-        let started = thread_cpu();
+        let started = Instant::now();
         let out = runtime.block_on(work);
-        self.clock.in_host += thread_cpu().saturating_sub(started);
+        self.clock.in_host += started.elapsed();
         Ok(out)
     }
 
