@@ -401,23 +401,7 @@ async fn the_ingest_token_guards_cloudevents() {
 async fn the_cloudevents_python_sdk_posts_structured_and_binary_events() {
     let gw = Gateway::start().await;
     gw.receiver("dev.sdk.python").await;
-    let python = std::env::var("EPR_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/python/cloudevents_sdk.py"
-    );
-    let output = tokio::process::Command::new(&python)
-        .arg(script)
-        .arg(&gw.base)
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{python} {script} failed (tests/run installs the cloudevents package):\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = support::run_python("cloudevents_sdk.py", &gw.base).await;
     let ids: Vec<&str> = stdout.lines().collect();
     assert_eq!(ids.len(), 2, "{stdout}");
     for (id, mode) in ids.iter().zip(["structured", "binary"]) {

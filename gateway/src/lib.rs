@@ -4,6 +4,7 @@
 
 pub mod bus;
 pub mod config;
+pub mod graphql;
 pub mod http;
 pub mod ingest;
 pub mod plugins;

@@ -2,6 +2,7 @@
 
 pub mod envelope;
 pub mod extract;
+mod graphql_routes;
 mod health;
 mod ingest_routes;
 mod observe;
@@ -100,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest_routes::routes())
         .merge(health::routes())
         .merge(plugin_routes::routes())
+        .merge(graphql_routes::routes(state.registry.clone()))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(observe::record))

@@ -1,0 +1,56 @@
+//! GraphQL: EPR's schema (`../shared/EPR-API.md`), served at `POST /api/v1/graphql/query`, on
+//! the same registry, rules and errors as the REST API; errors in `errors[]` with HTTP 200.
+
+pub mod resolvers;
+pub mod scalars;
+pub mod types;
+
+use std::sync::Arc;
+
+use async_graphql::{EmptySubscription, Schema};
+
+use crate::registry::Registry;
+use resolvers::{Mutation, Query};
+
+/// Deepest query accepted.
+pub const MAX_DEPTH: usize = 8;
+/// Largest query complexity accepted (one per field).
+pub const MAX_COMPLEXITY: usize = 200;
+
+/// The gateway's GraphQL schema.
+pub type EprSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The schema over `registry`, with depth and complexity limits; introspection stays on.
+pub fn schema(registry: Arc<Registry>) -> EprSchema {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .data(registry)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}
+
+/// What the caller's token allows, as for the REST API: posting events needs the ingest (or
+/// admin) token, creating receivers and groups the admin token, when those are configured.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    /// May post events.
+    pub ingest: bool,
+    /// May create and change receivers and groups.
+    pub admin: bool,
+}
+
+impl Caller {
+    fn may_ingest(&self) -> async_graphql::Result<()> {
+        match self.ingest {
+            true => Ok(()),
+            false => Err("unauthorized: creating events needs the ingest or admin token (Authorization: Bearer ...)".into()),
+        }
+    }
+
+    fn may_administer(&self) -> async_graphql::Result<()> {
+        match self.admin {
+            true => Ok(()),
+            false => Err("unauthorized: creating or changing receivers and groups needs the admin token (Authorization: Bearer ...)".into()),
+        }
+    }
+}

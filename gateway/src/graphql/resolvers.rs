@@ -1,0 +1,153 @@
+//! The queries and mutations of EPR's schema, run by the registry as the REST API runs them,
+//! plus pagination (`limit`, `after`) on searches.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Object, Result, ID};
+
+use super::types::{
+    CreateEventInput, CreateEventReceiverGroupInput, CreateEventReceiverInput, EventObject,
+    FindEventInput, FindEventReceiverGroupInput, FindEventReceiverInput, GroupObject,
+    ReceiverObject,
+};
+use super::Caller;
+use crate::registry::query::{Page, MAX_LIMIT};
+use crate::registry::Registry;
+
+fn registry<'a>(ctx: &Context<'a>) -> &'a Arc<Registry> {
+    ctx.data_unchecked::<Arc<Registry>>()
+}
+
+/// `limit` (1 to the REST API's largest, default as there) and `after` (the last id seen).
+fn page(limit: Option<i32>, after: Option<ID>) -> Result<Page> {
+    let limit = match limit {
+        None => Page::default().limit,
+        Some(n) if n >= 1 && n as usize <= MAX_LIMIT => n as usize,
+        Some(n) => return Err(format!("limit must be between 1 and {MAX_LIMIT}, got {n}").into()),
+    };
+    Ok(Page {
+        limit,
+        after: after.map(|id| id.0),
+    })
+}
+
+/// The queries.
+pub struct Query;
+
+#[Object(rename_fields = "snake_case", rename_args = "snake_case")]
+impl Query {
+    /// The event with this id (a list of one, as in EPR).
+    async fn events_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Vec<EventObject>> {
+        Ok(vec![registry(ctx).event(&id)?.event.into()])
+    }
+
+    /// The receiver with this id (a list of one).
+    async fn event_receivers_by_id(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<Vec<ReceiverObject>> {
+        Ok(vec![registry(ctx).receiver(&id)?.into()])
+    }
+
+    /// The group with this id (a list of one).
+    async fn event_receiver_groups_by_id(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> Result<Vec<GroupObject>> {
+        Ok(vec![registry(ctx).group(&id)?.into()])
+    }
+
+    /// Events whose given fields are all equal to the filter's, newest first.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        event: FindEventInput,
+        limit: Option<i32>,
+        after: Option<ID>,
+    ) -> Result<Vec<EventObject>> {
+        let found = registry(ctx).find_events(&event.into(), &page(limit, after)?)?;
+        Ok(found.items.into_iter().map(Into::into).collect())
+    }
+
+    /// Receivers whose given fields are all equal to the filter's, newest first.
+    async fn event_receivers(
+        &self,
+        ctx: &Context<'_>,
+        event_receiver: FindEventReceiverInput,
+        limit: Option<i32>,
+        after: Option<ID>,
+    ) -> Result<Vec<ReceiverObject>> {
+        let found = registry(ctx).find_receivers(&event_receiver.into(), &page(limit, after)?)?;
+        Ok(found.items.into_iter().map(Into::into).collect())
+    }
+
+    /// Groups whose given fields are all equal to the filter's, newest first.
+    async fn event_receiver_groups(
+        &self,
+        ctx: &Context<'_>,
+        event_receiver_group: FindEventReceiverGroupInput,
+        limit: Option<i32>,
+        after: Option<ID>,
+    ) -> Result<Vec<GroupObject>> {
+        let found =
+            registry(ctx).find_groups(&event_receiver_group.into(), &page(limit, after)?)?;
+        Ok(found.items.into_iter().map(Into::into).collect())
+    }
+}
+
+/// The mutations.
+pub struct Mutation;
+
+#[Object(rename_fields = "snake_case", rename_args = "snake_case")]
+impl Mutation {
+    /// Stores an event (validated against its receiver's schema); its id.
+    async fn create_event(&self, ctx: &Context<'_>, event: CreateEventInput) -> Result<ID> {
+        ctx.data_unchecked::<Caller>().may_ingest()?;
+        match registry(ctx).create_event(event.into()).await? {
+            Some(id) => Ok(ID(id)),
+            None => Err("the event was dropped by a transform plugin: nothing was stored".into()),
+        }
+    }
+
+    /// Creates a receiver (or finds the identical one); its id.
+    async fn create_event_receiver(
+        &self,
+        ctx: &Context<'_>,
+        event_receiver: CreateEventReceiverInput,
+    ) -> Result<ID> {
+        ctx.data_unchecked::<Caller>().may_administer()?;
+        Ok(ID(registry(ctx)
+            .create_receiver(event_receiver.into())
+            .await?))
+    }
+
+    /// Creates a group; its id.
+    async fn create_event_receiver_group(
+        &self,
+        ctx: &Context<'_>,
+        event_receiver_group: CreateEventReceiverGroupInput,
+    ) -> Result<ID> {
+        ctx.data_unchecked::<Caller>().may_administer()?;
+        Ok(ID(registry(ctx)
+            .create_group(event_receiver_group.into())
+            .await?))
+    }
+
+    /// Enables a group; its id.
+    async fn set_event_receiver_group_enabled(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        set_enabled(ctx, id, true).await
+    }
+
+    /// Disables a group; its id.
+    async fn set_event_receiver_group_disabled(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        set_enabled(ctx, id, false).await
+    }
+}
+
+async fn set_enabled(ctx: &Context<'_>, id: ID, enabled: bool) -> Result<ID> {
+    ctx.data_unchecked::<Caller>().may_administer()?;
+    registry(ctx).set_group_enabled(&id, enabled).await?;
+    Ok(id)
+}

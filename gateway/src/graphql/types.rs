@@ -1,0 +1,265 @@
+//! The object and input types of EPR's GraphQL schema, and their conversions to and from the
+//! registry's.
+
+use async_graphql::{InputObject, SimpleObject, ID};
+
+use super::scalars::{Json, Time};
+use crate::registry::input::{NewEvent, NewGroup, NewReceiver};
+use crate::registry::model::{Event, Group, Receiver};
+use crate::registry::query::{DefinitionFilter, EventFilter};
+
+/// An event.
+#[derive(SimpleObject)]
+#[graphql(name = "Event", rename_fields = "snake_case")]
+pub struct EventObject {
+    id: ID,
+    name: String,
+    version: String,
+    release: String,
+    platform_id: String,
+    package: String,
+    description: String,
+    payload: Json,
+    event_receiver_id: ID,
+    success: bool,
+    created_at: Time,
+}
+
+impl From<Event> for EventObject {
+    fn from(e: Event) -> Self {
+        EventObject {
+            id: ID(e.id),
+            name: e.name,
+            version: e.version,
+            release: e.release,
+            platform_id: e.platform_id,
+            package: e.package,
+            description: e.description,
+            payload: Json(e.payload),
+            event_receiver_id: ID(e.event_receiver_id),
+            success: e.success,
+            created_at: Time(e.created_at),
+        }
+    }
+}
+
+/// An event receiver.
+#[derive(SimpleObject)]
+#[graphql(name = "EventReceiver", rename_fields = "snake_case")]
+pub struct ReceiverObject {
+    id: ID,
+    name: String,
+    #[graphql(name = "type")]
+    kind: String,
+    version: String,
+    description: String,
+    schema: Json,
+    fingerprint: String,
+    created_at: Time,
+}
+
+impl From<Receiver> for ReceiverObject {
+    fn from(r: Receiver) -> Self {
+        ReceiverObject {
+            id: ID(r.id),
+            name: r.name,
+            kind: r.kind,
+            version: r.version,
+            description: r.description,
+            schema: Json(r.schema),
+            fingerprint: r.fingerprint,
+            created_at: Time(r.created_at),
+        }
+    }
+}
+
+/// An event receiver group.
+#[derive(SimpleObject)]
+#[graphql(name = "EventReceiverGroup", rename_fields = "snake_case")]
+pub struct GroupObject {
+    id: ID,
+    name: String,
+    #[graphql(name = "type")]
+    kind: String,
+    version: String,
+    description: String,
+    enabled: bool,
+    event_receiver_ids: Vec<ID>,
+    created_at: Time,
+    updated_at: Time,
+}
+
+impl From<Group> for GroupObject {
+    fn from(g: Group) -> Self {
+        GroupObject {
+            id: ID(g.id),
+            name: g.name,
+            kind: g.kind,
+            version: g.version,
+            description: g.description,
+            enabled: g.enabled,
+            event_receiver_ids: g.event_receiver_ids.into_iter().map(ID).collect(),
+            created_at: Time(g.created_at),
+            updated_at: Time(g.updated_at),
+        }
+    }
+}
+
+/// A new event.
+#[derive(InputObject)]
+#[graphql(rename_fields = "snake_case")]
+pub struct CreateEventInput {
+    name: String,
+    version: String,
+    release: String,
+    platform_id: String,
+    package: String,
+    description: String,
+    payload: Json,
+    event_receiver_id: ID,
+    success: bool,
+}
+
+impl From<CreateEventInput> for NewEvent {
+    fn from(i: CreateEventInput) -> Self {
+        NewEvent {
+            name: Some(i.name),
+            version: Some(i.version),
+            release: Some(i.release),
+            platform_id: Some(i.platform_id),
+            package: Some(i.package),
+            description: Some(i.description),
+            payload: Some(i.payload.0),
+            success: Some(i.success),
+            event_receiver_id: Some(i.event_receiver_id.0),
+        }
+    }
+}
+
+/// What events to find: every given field must be equal.
+#[derive(InputObject)]
+#[graphql(rename_fields = "snake_case")]
+pub struct FindEventInput {
+    id: Option<ID>,
+    name: Option<String>,
+    version: Option<String>,
+    release: Option<String>,
+    platform_id: Option<String>,
+    package: Option<String>,
+    success: Option<bool>,
+    event_receiver_id: Option<ID>,
+}
+
+impl From<FindEventInput> for EventFilter {
+    fn from(i: FindEventInput) -> Self {
+        EventFilter {
+            id: i.id.map(|id| id.0),
+            name: i.name,
+            version: i.version,
+            release: i.release,
+            platform_id: i.platform_id,
+            package: i.package,
+            success: i.success,
+            event_receiver_id: i.event_receiver_id.map(|id| id.0),
+        }
+    }
+}
+
+/// A new event receiver.
+#[derive(InputObject)]
+#[graphql(rename_fields = "snake_case")]
+pub struct CreateEventReceiverInput {
+    name: String,
+    #[graphql(name = "type")]
+    kind: String,
+    version: String,
+    description: String,
+    schema: Json,
+}
+
+impl From<CreateEventReceiverInput> for NewReceiver {
+    fn from(i: CreateEventReceiverInput) -> Self {
+        NewReceiver {
+            name: Some(i.name),
+            kind: Some(i.kind),
+            version: Some(i.version),
+            description: Some(i.description),
+            schema: Some(i.schema.0),
+        }
+    }
+}
+
+/// A new event receiver group.
+#[derive(InputObject)]
+#[graphql(rename_fields = "snake_case")]
+pub struct CreateEventReceiverGroupInput {
+    name: String,
+    #[graphql(name = "type")]
+    kind: String,
+    version: String,
+    description: String,
+    enabled: bool,
+    event_receiver_ids: Vec<ID>,
+}
+
+impl From<CreateEventReceiverGroupInput> for NewGroup {
+    fn from(i: CreateEventReceiverGroupInput) -> Self {
+        NewGroup {
+            name: Some(i.name),
+            kind: Some(i.kind),
+            version: Some(i.version),
+            description: Some(i.description),
+            enabled: Some(i.enabled),
+            event_receiver_ids: Some(i.event_receiver_ids.into_iter().map(|id| id.0).collect()),
+        }
+    }
+}
+
+/// What receivers to find: every given field must be equal.
+#[derive(InputObject)]
+#[graphql(rename_fields = "snake_case")]
+pub struct FindEventReceiverInput {
+    id: Option<ID>,
+    name: Option<String>,
+    #[graphql(name = "type")]
+    kind: Option<String>,
+    version: Option<String>,
+}
+
+/// What groups to find: every given field must be equal.
+#[derive(InputObject)]
+#[graphql(rename_fields = "snake_case")]
+pub struct FindEventReceiverGroupInput {
+    id: Option<ID>,
+    name: Option<String>,
+    #[graphql(name = "type")]
+    kind: Option<String>,
+    version: Option<String>,
+}
+
+/// A receiver or group filter of the same four fields.
+fn definition_filter(
+    id: Option<ID>,
+    name: Option<String>,
+    kind: Option<String>,
+    version: Option<String>,
+) -> DefinitionFilter {
+    DefinitionFilter {
+        id: id.map(|id| id.0),
+        name,
+        kind,
+        version,
+    }
+}
+
+impl From<FindEventReceiverInput> for DefinitionFilter {
+    fn from(i: FindEventReceiverInput) -> Self {
+        definition_filter(i.id, i.name, i.kind, i.version)
+    }
+}
+
+impl From<FindEventReceiverGroupInput> for DefinitionFilter {
+    fn from(i: FindEventReceiverGroupInput) -> Self {
+        definition_filter(i.id, i.name, i.kind, i.version)
+    }
+}
