@@ -378,3 +378,71 @@ async fn a_client_written_as_eprs_python_client_works_unchanged() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(event["data"][0]["name"], "python-app");
 }
+
+#[tokio::test]
+async fn plugins_and_their_dead_letters_are_queryable_with_the_admin_token() {
+    let gw = Gateway::start_with(&[("EPR_ADMIN_TOKEN", "adm")]).await;
+    let path = format!(
+        "{}/../plugins/target/wasm32-wasip2/release/webhook_firer.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let wasm = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}: build the plugins first (tests/run does)"));
+    // nothing listens on port 9: every delivery fails, and one attempt is all it gets
+    let grants = json!({"allowed_hosts": ["127.0.0.1:9"], "config": {"url": "http://127.0.0.1:9/"},
+        "max_attempts": 1, "subscription": {"types": ["dev.test.graphql"]}});
+    let response = gw
+        .http
+        .post(gw.url("/api/v1/plugins"))
+        .bearer_auth("adm")
+        .header("content-type", "application/wasm")
+        .header("x-epr-grants", grants.to_string())
+        .body(wasm)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let receiver = data(create_receiver(&gw, "graphql", Some("adm")).await)
+        ["create_event_receiver"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let event = data(create_event(&gw, &receiver, "app", json!({"name": "x"})).await)
+        ["create_event"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let query = "{dead_letters(name: \"webhook-firer\") {seq,event_id,receiver_type,error,attempts,failed_at}}";
+    let mut letters = Value::Null;
+    for _ in 0..400 {
+        letters = data(graphql(&gw, query, json!({}), Some("adm")).await)["dead_letters"].clone();
+        if letters.as_array().is_some_and(|l| !l.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(letters[0]["event_id"], event.as_str(), "{letters}");
+    assert_eq!(letters[0]["receiver_type"], "dev.test.graphql");
+    assert_eq!(letters[0]["attempts"], 1);
+    assert!(!letters[0]["error"].as_str().unwrap().is_empty());
+
+    let plugins = data(
+        graphql(
+            &gw,
+            "{plugins {name,world,enabled,revision,calls,failures,last_error,dead_letters}}",
+            json!({}),
+            Some("adm"),
+        )
+        .await,
+    );
+    let firer = &plugins["plugins"][0];
+    assert_eq!(firer["name"], "webhook-firer");
+    assert_eq!(firer["world"], "watcher");
+    assert_eq!(
+        (firer["failures"].as_u64(), firer["dead_letters"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let answer = graphql(&gw, "{plugins {name}}", json!({}), None).await;
+    assert!(error(&answer).contains("admin token"), "{answer}");
+}

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use async_graphql::{EmptySubscription, Schema};
 
+use crate::plugins::PluginHost;
 use crate::registry::Registry;
 use resolvers::{Mutation, Query};
 
@@ -20,10 +21,12 @@ pub const MAX_COMPLEXITY: usize = 200;
 /// The gateway's GraphQL schema.
 pub type EprSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// The schema over `registry`, with depth and complexity limits; introspection stays on.
-pub fn schema(registry: Arc<Registry>) -> EprSchema {
+/// The schema over `registry` and `plugins`, with depth and complexity limits; introspection
+/// stays on.
+pub fn schema(registry: Arc<Registry>, plugins: Arc<PluginHost>) -> EprSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .data(registry)
+        .data(plugins)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use async_graphql::{Context, Object, Result, ID};
 
 use super::types::{
-    CreateEventInput, CreateEventReceiverGroupInput, CreateEventReceiverInput, EventObject,
-    FindEventInput, FindEventReceiverGroupInput, FindEventReceiverInput, GroupObject,
-    ReceiverObject,
+    CreateEventInput, CreateEventReceiverGroupInput, CreateEventReceiverInput, DeadLetterObject,
+    EventObject, FindEventInput, FindEventReceiverGroupInput, FindEventReceiverInput, GroupObject,
+    PluginObject, ReceiverObject,
 };
 use super::Caller;
+use crate::plugins::PluginHost;
 use crate::registry::query::{Page, MAX_LIMIT};
 use crate::registry::Registry;
 
@@ -94,6 +95,24 @@ impl Query {
         let found =
             registry(ctx).find_groups(&event_receiver_group.into(), &page(limit, after)?)?;
         Ok(found.items.into_iter().map(Into::into).collect())
+    }
+
+    /// The installed plugins, by name (beyond EPR; the admin token, as for the REST API).
+    async fn plugins(&self, ctx: &Context<'_>) -> Result<Vec<PluginObject>> {
+        ctx.data_unchecked::<Caller>().may_administer()?;
+        let host = ctx.data_unchecked::<Arc<PluginHost>>();
+        Ok(host.list().into_iter().map(Into::into).collect())
+    }
+
+    /// The events watcher `name` gave up on, oldest first (beyond EPR; the admin token).
+    async fn dead_letters(&self, ctx: &Context<'_>, name: String) -> Result<Vec<DeadLetterObject>> {
+        ctx.data_unchecked::<Caller>().may_administer()?;
+        let host = ctx.data_unchecked::<Arc<PluginHost>>();
+        Ok(host
+            .dead_letters(&name)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 }
 

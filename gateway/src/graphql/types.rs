@@ -4,6 +4,9 @@
 use async_graphql::{InputObject, SimpleObject, ID};
 
 use super::scalars::{Json, Time};
+use crate::plugins::host::PluginView;
+use crate::plugins::instance::World;
+use crate::plugins::runner::DeadLetter;
 use crate::registry::input::{NewEvent, NewGroup, NewReceiver};
 use crate::registry::model::{Event, Group, Receiver};
 use crate::registry::query::{DefinitionFilter, EventFilter};
@@ -261,5 +264,80 @@ impl From<FindEventReceiverInput> for DefinitionFilter {
 impl From<FindEventReceiverGroupInput> for DefinitionFilter {
     fn from(i: FindEventReceiverGroupInput) -> Self {
         definition_filter(i.id, i.name, i.kind, i.version)
+    }
+}
+
+/// An installed plugin (beyond EPR's schema).
+#[derive(SimpleObject)]
+#[graphql(name = "Plugin", rename_fields = "snake_case")]
+pub struct PluginObject {
+    name: String,
+    /// `watcher` or `transform`.
+    world: String,
+    /// Its manifest's version.
+    version: String,
+    description: String,
+    enabled: bool,
+    revision: u32,
+    /// Calls since the gateway started.
+    calls: u64,
+    /// Failed calls since the gateway started.
+    failures: u64,
+    last_error: Option<String>,
+    /// A watcher's cursor: the last log sequence number it is done with.
+    cursor: Option<u64>,
+    /// A watcher's dead letters.
+    dead_letters: Option<u64>,
+    updated_at: Time,
+}
+
+impl From<PluginView> for PluginObject {
+    fn from(p: PluginView) -> Self {
+        let record = p.record;
+        PluginObject {
+            world: match record.world {
+                World::Watcher => "watcher",
+                World::Transform => "transform",
+            }
+            .into(),
+            version: record.manifest.version,
+            description: record.manifest.description,
+            name: record.name,
+            enabled: record.enabled,
+            revision: record.revision,
+            calls: p.calls,
+            failures: p.failures,
+            last_error: p.last_error,
+            cursor: p.cursor,
+            dead_letters: p.dead_letters.map(|n| n as u64),
+            updated_at: Time(record.updated_at),
+        }
+    }
+}
+
+/// An event a watcher gave up on (beyond EPR's schema).
+#[derive(SimpleObject)]
+#[graphql(name = "DeadLetter", rename_fields = "snake_case")]
+pub struct DeadLetterObject {
+    /// Its log sequence number.
+    seq: u64,
+    event_id: ID,
+    receiver_type: String,
+    /// The last attempt's error.
+    error: String,
+    attempts: u32,
+    failed_at: Time,
+}
+
+impl From<DeadLetter> for DeadLetterObject {
+    fn from(d: DeadLetter) -> Self {
+        DeadLetterObject {
+            seq: d.seq,
+            event_id: ID(d.event_id),
+            receiver_type: d.receiver_type,
+            error: d.error,
+            attempts: d.attempts,
+            failed_at: Time(d.failed_at),
+        }
     }
 }

@@ -13,14 +13,15 @@ use super::envelope::ApiError;
 use super::extract::{AdminAuth, IngestAuth};
 use super::AppState;
 use crate::graphql::{self, Caller, EprSchema};
+use crate::plugins::PluginHost;
 use crate::registry::Registry;
 
-/// The GraphQL routes over `registry`.
-pub fn routes(registry: Arc<Registry>) -> Router<AppState> {
+/// The GraphQL routes over `registry` and `plugins`.
+pub fn routes(registry: Arc<Registry>, plugins: Arc<PluginHost>) -> Router<AppState> {
     Router::new()
         .route("/api/v1/graphql/query", post(query))
         .route("/api/v1/graphql", get(playground))
-        .layer(Extension(graphql::schema(registry)))
+        .layer(Extension(graphql::schema(registry, plugins)))
 }
 
 async fn query(

@@ -101,7 +101,10 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest_routes::routes())
         .merge(health::routes())
         .merge(plugin_routes::routes())
-        .merge(graphql_routes::routes(state.registry.clone()))
+        .merge(graphql_routes::routes(
+            state.registry.clone(),
+            state.plugins.clone(),
+        ))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(observe::record))
