@@ -12,24 +12,16 @@ use super::types::{
 };
 use super::Caller;
 use crate::plugins::PluginHost;
-use crate::registry::query::{Page, MAX_LIMIT};
+use crate::registry::query::Page;
 use crate::registry::Registry;
 
 fn registry<'a>(ctx: &Context<'a>) -> &'a Arc<Registry> {
     ctx.data_unchecked::<Arc<Registry>>()
 }
 
-/// `limit` (1 to the REST API's largest, default as there) and `after` (the last id seen).
+/// `limit` and `after`, checked as the REST API checks them.
 fn page(limit: Option<i32>, after: Option<ID>) -> Result<Page> {
-    let limit = match limit {
-        None => Page::default().limit,
-        Some(n) if n >= 1 && n as usize <= MAX_LIMIT => n as usize,
-        Some(n) => return Err(format!("limit must be between 1 and {MAX_LIMIT}, got {n}").into()),
-    };
-    Ok(Page {
-        limit,
-        after: after.map(|id| id.0),
-    })
+    Ok(Page::new(limit.map(i64::from), after.map(|id| id.0))?)
 }
 
 /// The queries.

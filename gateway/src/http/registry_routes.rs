@@ -10,7 +10,7 @@ use super::extract::{AdminAuth, IngestAuth, JsonBody, Params};
 use super::AppState;
 use crate::registry::input::{GroupPatch, NewEvent, NewGroup, NewReceiver};
 use crate::registry::model::{Event, EventWithReceiver, Group, Receiver};
-use crate::registry::query::{DefinitionFilter, EventFilter, Found, Page, MAX_LIMIT};
+use crate::registry::query::{DefinitionFilter, EventFilter, Found, Page};
 
 /// The routes of this module.
 pub fn routes() -> Router<AppState> {
@@ -87,17 +87,6 @@ async fn get_group(State(state): State<AppState>, Path(id): Path<String>) -> Ans
     Ok(ok([state.registry.group(&id)?]))
 }
 
-/// `limit` and `after` of a search.
-fn page(limit: Option<usize>, after: Option<String>) -> Result<Page, ApiError> {
-    let limit = limit.unwrap_or(Page::default().limit);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid(format!(
-            "limit must be between 1 and {MAX_LIMIT}, got {limit}"
-        )));
-    }
-    Ok(Page { limit, after })
-}
-
 fn found<T>(found: Found<T>) -> Json<Envelope<Vec<T>>> {
     Json(Envelope {
         data: found.items,
@@ -134,7 +123,7 @@ async fn find_events(
         success: q.success,
         event_receiver_id: q.event_receiver_id,
     };
-    let page = page(q.limit, q.after)?;
+    let page = Page::new(q.limit.map(saturating), q.after)?;
     Ok(found(state.registry.find_events(&filter, &page)?))
 }
 
@@ -152,7 +141,7 @@ struct DefinitionSearch {
 
 impl DefinitionSearch {
     fn split(self) -> Result<(DefinitionFilter, Page), ApiError> {
-        let page = page(self.limit, self.after)?;
+        let page = Page::new(self.limit.map(saturating), self.after)?;
         let filter = DefinitionFilter {
             id: self.id,
             name: self.name,
@@ -177,4 +166,9 @@ async fn find_groups(
 ) -> Answer<Vec<Group>> {
     let (filter, page) = q.split()?;
     Ok(found(state.registry.find_groups(&filter, &page)?))
+}
+
+/// A `limit` from a query string as [`Page::new`] takes it.
+fn saturating(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
 }

@@ -116,7 +116,6 @@ pub fn returned_candidate(event: wit_types::Event, input: &Candidate) -> Result<
         success: event.success,
         description: event.description,
         payload,
-        origin: input.origin.clone(),
         path: input.path.clone(),
     })
 }

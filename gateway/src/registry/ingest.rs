@@ -79,7 +79,6 @@ impl Registry {
             description: item.description,
             success: item.success,
             payload: item.payload,
-            origin: Some((source.clone(), origin_id.clone())),
             path: item.path,
         };
         // each event goes to the receiver it names, or (None) to the receiver of its type that

@@ -274,7 +274,6 @@ impl Registry {
             success: input.success.unwrap_or(false),
             description: input.description.unwrap_or_default(),
             payload,
-            origin: None,
             path: path.to_owned(),
         })
     }

@@ -1,5 +1,6 @@
 //! Search filters and pagination: exact-match AND over the given fields, newest first.
 
+use super::error::RegistryError;
 use super::model::{Event, Group, Receiver};
 
 /// Default page size of a search.
@@ -21,6 +22,20 @@ impl Default for Page {
         Page {
             limit: DEFAULT_LIMIT,
             after: None,
+        }
+    }
+}
+
+impl Page {
+    /// The page a client asked for: `limit` between 1 and [`MAX_LIMIT`] (default
+    /// [`DEFAULT_LIMIT`]), results older than `after`.
+    pub fn new(limit: Option<i64>, after: Option<String>) -> Result<Self, RegistryError> {
+        let limit = limit.unwrap_or(DEFAULT_LIMIT as i64);
+        match usize::try_from(limit) {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(Page { limit: n, after }),
+            _ => Err(RegistryError::invalid(format!(
+                "limit must be between 1 and {MAX_LIMIT}, got {limit}"
+            ))),
         }
     }
 }

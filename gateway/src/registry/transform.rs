@@ -22,8 +22,6 @@ pub struct Candidate {
     pub description: String,
     /// The payload.
     pub payload: Box<RawValue>,
-    /// (source, id) of the CloudEvent it came in as, if it did.
-    pub origin: Option<(String, String)>,
     /// The path it was posted to (`/api/v1/events`, `/api/v1/cloudevents`,
     /// `/webhook/<source id>`).
     pub path: String,
