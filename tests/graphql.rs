@@ -446,3 +446,54 @@ async fn plugins_and_their_dead_letters_are_queryable_with_the_admin_token() {
     let answer = graphql(&gw, "{plugins {name}}", json!({}), None).await;
     assert!(error(&answer).contains("admin token"), "{answer}");
 }
+
+#[tokio::test]
+async fn provenance_tells_a_units_story_in_order_with_the_groups_each_event_completed() {
+    let gw = Gateway::start().await;
+    let build = gw.receiver("dev.build").await;
+    let test = gw.receiver("dev.test").await;
+    let group = gw.group("dev.release.ready", &[&build, &test]).await;
+    let first = gw.event(&build, "app", true).await;
+    let failed = gw.event(&test, "app", false).await;
+    let completing = gw.event(&test, "app", true).await;
+    gw.event(&build, "another-app", true).await;
+
+    let query = "query ($n: String!){provenance(name: $n, version: \"1.0.0\", release: \"2026.11\",
+        platform_id: \"x86_64-linux\", package: \"oci\")
+        {event {id success} event_receiver {id type} completed_groups {id type}}}";
+    let steps = data(graphql(&gw, query, json!({"n": "app"}), None).await)["provenance"].clone();
+    let ids: Vec<&str> = steps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["event"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [&first, &failed, &completing],
+        "oldest first, only this unit"
+    );
+    assert_eq!(steps[1]["event_receiver"]["type"], "dev.test");
+    assert_eq!(steps[1]["event"]["success"], false);
+    assert_eq!(steps[0]["completed_groups"], json!([]));
+    assert_eq!(steps[1]["completed_groups"], json!([]));
+    assert_eq!(
+        steps[2]["completed_groups"],
+        json!([{"id": group, "type": "dev.release.ready"}])
+    );
+
+    // REST shows the completion on the event too (additive to EPR's shape)
+    let (_, event) = gw.get(&format!("/api/v1/events/{completing}")).await;
+    assert_eq!(event["data"][0]["completed_group_ids"], json!([group]));
+
+    let unknown = data(graphql(&gw, query, json!({"n": "never-built"}), None).await);
+    assert_eq!(unknown["provenance"], json!([]));
+    let missing = graphql(
+        &gw,
+        "{provenance(name: \"app\") {event {id}}}",
+        json!({}),
+        None,
+    )
+    .await;
+    assert!(error(&missing).contains("version"), "{missing}");
+}

@@ -8,10 +8,11 @@ use async_graphql::{Context, Object, Result, ID};
 use super::types::{
     CreateEventInput, CreateEventReceiverGroupInput, CreateEventReceiverInput, DeadLetterObject,
     EventObject, FindEventInput, FindEventReceiverGroupInput, FindEventReceiverInput, GroupObject,
-    PluginObject, ReceiverObject,
+    PluginObject, ProvenanceStepObject, ReceiverObject,
 };
 use super::Caller;
 use crate::plugins::PluginHost;
+use crate::registry::model::Nvrpp;
 use crate::registry::query::Page;
 use crate::registry::Registry;
 
@@ -87,6 +88,28 @@ impl Query {
         let found =
             registry(ctx).find_groups(&event_receiver_group.into(), &page(limit, after)?)?;
         Ok(found.items.into_iter().map(Into::into).collect())
+    }
+
+    /// Everything recorded about one unit, oldest first: each event with its receiver and the
+    /// groups it completed (beyond EPR).
+    async fn provenance(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        version: String,
+        release: String,
+        platform_id: String,
+        package: String,
+    ) -> Result<Vec<ProvenanceStepObject>> {
+        let nvrpp = Nvrpp {
+            name,
+            version,
+            release,
+            platform_id,
+            package,
+        };
+        let steps = registry(ctx).provenance(&nvrpp)?;
+        Ok(steps.into_iter().map(Into::into).collect())
     }
 
     /// The installed plugins, by name (beyond EPR; the admin token, as for the REST API).

@@ -9,6 +9,7 @@ use crate::plugins::instance::World;
 use crate::plugins::runner::DeadLetter;
 use crate::registry::input::{NewEvent, NewGroup, NewReceiver};
 use crate::registry::model::{Event, Group, Receiver};
+use crate::registry::provenance::ProvenanceStep;
 use crate::registry::query::{DefinitionFilter, EventFilter};
 
 /// An event.
@@ -338,6 +339,27 @@ impl From<DeadLetter> for DeadLetterObject {
             error: d.error,
             attempts: d.attempts,
             failed_at: Time(d.failed_at),
+        }
+    }
+}
+
+/// One step of a unit's provenance (beyond EPR's schema): an event, its receiver and the groups
+/// it completed.
+#[derive(SimpleObject)]
+#[graphql(name = "ProvenanceStep", rename_fields = "snake_case")]
+pub struct ProvenanceStepObject {
+    event: EventObject,
+    event_receiver: ReceiverObject,
+    /// The groups the event completed when it was stored.
+    completed_groups: Vec<GroupObject>,
+}
+
+impl From<ProvenanceStep> for ProvenanceStepObject {
+    fn from(s: ProvenanceStep) -> Self {
+        ProvenanceStepObject {
+            event: s.event.into(),
+            event_receiver: s.receiver.into(),
+            completed_groups: s.completed_groups.into_iter().map(Into::into).collect(),
         }
     }
 }

@@ -130,6 +130,7 @@ mod tests {
             event_receiver_id: receiver.into(),
             created_at: Utc::now(),
             caused_by: None,
+            completed_group_ids: Vec::new(),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod input;
 pub mod message;
 pub mod model;
 pub mod port;
+pub mod provenance;
 pub mod query;
 pub mod transform;
 
@@ -584,7 +585,7 @@ impl EventDraft {
             platform_id,
             package,
         } = self.nvrpp;
-        let event = Event {
+        let mut event = Event {
             id,
             name,
             version,
@@ -597,8 +598,10 @@ impl EventDraft {
             event_receiver_id: receiver_id,
             created_at,
             caused_by: self.caused_by,
+            completed_group_ids: Vec::new(),
         };
         let completed = completion::completed_groups(txn, &event)?;
+        event.completed_group_ids = completed.iter().map(|g| g.id.clone()).collect();
         txn.put_event(&event)?;
         txn.append_log(&LogEntry::EventCreated {
             event_id: event.id.clone(),

@@ -89,6 +89,10 @@ pub struct Event {
     /// The event whose handling by a plugin emitted this one (absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caused_by: Option<String>,
+    /// Ids of the groups this event completed when it was stored (absent when none): written
+    /// with the event, so a unit's provenance needs no scan of the log.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub completed_group_ids: Vec<String>,
 }
 
 impl Event {

@@ -163,6 +163,7 @@ mod tests {
             event_receiver_id: "01RECV".into(),
             created_at: Utc::now(),
             caused_by: None,
+            completed_group_ids: Vec::new(),
         };
         let receiver = Receiver {
             id: "01RECV".into(),

@@ -1,0 +1,62 @@
+//! Provenance: everything recorded about one unit (NVRPP), oldest first.
+
+use super::error::RegistryError;
+use super::model::{Event, Group, Nvrpp, Receiver};
+use super::query::{EventFilter, Page, MAX_LIMIT};
+use super::Registry;
+
+/// One step of a unit's history: an event, the receiver it was posted to and the groups it
+/// completed when it was stored.
+#[derive(Debug, Clone)]
+pub struct ProvenanceStep {
+    /// The event.
+    pub event: Event,
+    /// Its receiver.
+    pub receiver: Receiver,
+    /// The groups the event completed (they may have been disabled since).
+    pub completed_groups: Vec<Group>,
+}
+
+impl Registry {
+    /// Every event about `nvrpp`, oldest first, with its receiver and the groups it completed.
+    pub fn provenance(&self, nvrpp: &Nvrpp) -> Result<Vec<ProvenanceStep>, RegistryError> {
+        let filter = EventFilter {
+            name: Some(nvrpp.name.clone()),
+            version: Some(nvrpp.version.clone()),
+            release: Some(nvrpp.release.clone()),
+            platform_id: Some(nvrpp.platform_id.clone()),
+            package: Some(nvrpp.package.clone()),
+            ..EventFilter::default()
+        };
+        let mut events = Vec::new();
+        let mut page = Page {
+            limit: MAX_LIMIT,
+            after: None,
+        };
+        loop {
+            let found = self.find_events(&filter, &page)?;
+            events.extend(found.items);
+            match found.next {
+                Some(next) => page.after = Some(next),
+                None => break,
+            }
+        }
+        events.reverse();
+        events
+            .into_iter()
+            .map(|event| {
+                let receiver = self.receiver(&event.event_receiver_id)?;
+                let completed_groups = event
+                    .completed_group_ids
+                    .iter()
+                    .map(|id| self.group(id))
+                    .collect::<Result<_, _>>()?;
+                Ok(ProvenanceStep {
+                    event,
+                    receiver,
+                    completed_groups,
+                })
+            })
+            .collect()
+    }
+}
