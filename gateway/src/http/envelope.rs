@@ -4,6 +4,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::ingest::cdevent::CdEventError;
 use crate::ingest::cloudevent::AttributeError;
@@ -14,7 +15,7 @@ use crate::plugins::PluginError;
 use crate::registry::error::RegistryError;
 
 /// A successful answer: `{"data": ...}`, plus `next` (the cursor of the next page) on searches.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Envelope<T> {
     /// The payload of the answer.
     pub data: T,
@@ -50,9 +51,12 @@ impl From<RegistryError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody {
+/// A failed answer's body: `{"data": null, "errors": ["<message>"]}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Always null.
     data: Option<()>,
+    /// What went wrong.
     errors: [String; 1],
 }
 

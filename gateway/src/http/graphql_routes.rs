@@ -6,8 +6,9 @@ use std::sync::Arc;
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::response::Html;
-use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::Extension;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::envelope::ApiError;
 use super::extract::{AdminAuth, IngestAuth};
@@ -17,13 +18,17 @@ use crate::plugins::PluginHost;
 use crate::registry::Registry;
 
 /// The GraphQL routes over `registry` and `plugins`.
-pub fn routes(registry: Arc<Registry>, plugins: Arc<PluginHost>) -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/graphql/query", post(query))
-        .route("/api/v1/graphql", get(playground))
+pub fn routes(registry: Arc<Registry>, plugins: Arc<PluginHost>) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(query))
+        .routes(routes!(playground))
         .layer(Extension(graphql::schema(registry, plugins)))
 }
 
+/// Runs a GraphQL request against EPR's schema; always 200, errors in `errors[]`.
+#[utoipa::path(post, path = "/api/v1/graphql/query", tag = "graphql", security((), ("bearer" = [])),
+    request_body(content = Object, description = "`{\"query\": ..., \"variables\": {...}}`"),
+    responses((status = 200, description = "`{\"data\": ..., \"errors\": [...]}`", body = Object)))]
 async fn query(
     Extension(schema): Extension<EprSchema>,
     admin: Result<AdminAuth, ApiError>,
@@ -40,6 +45,9 @@ async fn query(
         .into()
 }
 
+/// The GraphiQL page.
+#[utoipa::path(get, path = "/api/v1/graphql", tag = "graphql",
+    responses((status = 200, description = "HTML", body = String, content_type = "text/html")))]
 async fn playground() -> Html<String> {
     Html(
         GraphiQLSource::build()

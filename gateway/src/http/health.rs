@@ -3,22 +3,26 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use crate::telemetry;
 
 /// The routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz/liveness", get(liveness))
-        .route("/healthz/readiness", get(readiness))
-        .route("/healthz/status", get(status))
-        .route("/metrics", get(metrics))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(liveness))
+        .routes(routes!(readiness))
+        .routes(routes!(status))
+        .routes(routes!(metrics))
 }
 
+/// The process answers.
+#[utoipa::path(get, path = "/healthz/liveness", tag = "health",
+    responses((status = 200, description = "`{\"status\": \"alive\"}`", body = Object)))]
 async fn liveness() -> impl IntoResponse {
     Json(json!({"status": "alive"}))
 }
@@ -35,6 +39,10 @@ fn kafka(state: &AppState) -> serde_json::Value {
 /// 200 when the store can be read and its writer runs, else 503 saying what is wrong. The
 /// broker's state is reported but does not make the gateway unready: events are still taken
 /// and kept in the log until the broker is back.
+/// The store can be read and written (and the broker reached, when one is configured).
+#[utoipa::path(get, path = "/healthz/readiness", tag = "health",
+    responses((status = 200, description = "Ready", body = Object),
+        (status = 503, description = "Not ready, and why", body = Object)))]
 async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
     let kafka = kafka(&state);
     match state.registry.store().check() {
@@ -49,6 +57,9 @@ async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// Version, uptime, store size, log position and the Kafka relay's state.
+#[utoipa::path(get, path = "/healthz/status", tag = "health",
+    responses((status = 200, description = "The status", body = Object)))]
 async fn status(State(state): State<AppState>) -> impl IntoResponse {
     let store = state.registry.store();
     let last_seq = *store.durable_seq().borrow();
@@ -69,6 +80,10 @@ async fn status(State(state): State<AppState>) -> impl IntoResponse {
     }))
 }
 
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", body = String,
+        content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let store = state.registry.store();
     metrics::gauge!(telemetry::LOG_LENGTH).set(*store.durable_seq().borrow() as f64);

@@ -4,13 +4,14 @@
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use futures::future::join_all;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::envelope::{ok, ApiError};
+use super::envelope::{ok, ApiError, Envelope, ErrorBody};
 use super::extract::{AdminAuth, IngestAuth, JsonBody, RawBody};
 use super::AppState;
 use crate::ingest::cdevent::CdEvent;
@@ -23,18 +24,29 @@ use crate::registry::ingest::Ingested;
 use crate::registry::port::Committed;
 
 /// The routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/cloudevents",
-            post(post_cloudevents).options(handshake),
-        )
-        .route("/webhook/{id}", post(post_webhook).options(handshake))
-        .route("/api/v1/webhooks", get(list_sources))
-        .route(
-            "/api/v1/webhooks/{id}",
-            get(get_source).put(put_source).delete(delete_source),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post_cloudevents, cloudevents_handshake))
+        .routes(routes!(post_webhook, webhook_handshake))
+        .routes(routes!(list_sources))
+        .routes(routes!(get_source, put_source, delete_source))
+}
+
+/// The CloudEvents webhook handshake on the CloudEvents route.
+#[utoipa::path(options, path = "/api/v1/cloudevents", tag = "ingest",
+    responses((status = 200, description = "The origin in `WebHook-Request-Origin` is allowed"),
+        (status = 204, description = "No origin asked about; the allowed methods")))]
+async fn cloudevents_handshake(headers: HeaderMap) -> Response {
+    handshake(headers).await
+}
+
+/// The CloudEvents webhook handshake on a webhook source.
+#[utoipa::path(options, path = "/webhook/{id}", tag = "ingest",
+    params(("id" = String, Path, description = "Webhook source id")),
+    responses((status = 200, description = "The origin in `WebHook-Request-Origin` is allowed"),
+        (status = 204, description = "No origin asked about; the allowed methods")))]
+async fn webhook_handshake(headers: HeaderMap) -> Response {
+    handshake(headers).await
 }
 
 /// The CloudEvents webhook abuse-protection handshake (CloudEvents HTTP webhook spec, 4):
@@ -132,6 +144,19 @@ async fn store_carried(
     }
 }
 
+/// Stores CloudEvents sent over HTTP: binary mode (`ce-*` headers), structured mode
+/// (`application/cloudevents+json`) or a batch (`application/cloudevents-batch+json`), routed to
+/// the receiver of their `type`.
+#[utoipa::path(post, path = "/api/v1/cloudevents", tag = "ingest", security(("bearer" = [])),
+    request_body(description = "A CloudEvent (structured or binary mode), or an array of them in batch mode",
+        content((Object = "application/cloudevents+json"),
+            (Vec<Object> = "application/cloudevents-batch+json"), (Object = "application/json"))),
+    responses((status = 201, description = "Stored: the event's id", body = Envelope<String>),
+        (status = 200, description = "A duplicate (same source and id): the stored event's id; a batch: one result per item",
+            body = Envelope<Object>),
+        (status = 202, description = "A transform plugin dropped the event", body = Envelope<Option<String>>),
+        (status = 400, description = "Not a valid CloudEvent, or no receiver for its type", body = ErrorBody),
+        (status = 401, description = "The ingest token is missing or wrong", body = ErrorBody)))]
 async fn post_cloudevents(
     _: IngestAuth,
     State(state): State<AppState>,
@@ -142,6 +167,16 @@ async fn post_cloudevents(
     store_carried(&state, carried, &Map::new(), "/api/v1/cloudevents").await
 }
 
+/// Stores the CloudEvent or CDEvent a configured webhook source sends (signature checked).
+#[utoipa::path(post, path = "/webhook/{id}", tag = "ingest",
+    params(("id" = String, Path, description = "Webhook source id")),
+    request_body(content = Object, description = "A CDEvent or a CloudEvent, as the source accepts"),
+    responses((status = 201, description = "Stored: the event's id", body = Envelope<String>),
+        (status = 200, description = "A duplicate: the stored event's id", body = Envelope<Object>),
+        (status = 202, description = "A transform plugin dropped the event", body = Envelope<Option<String>>),
+        (status = 400, description = "Not a valid event", body = ErrorBody),
+        (status = 401, description = "The signature is missing or wrong", body = ErrorBody),
+        (status = 404, description = "No such webhook source", body = ErrorBody)))]
 async fn post_webhook(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -195,6 +230,10 @@ fn cdevent_body(headers: &HeaderMap, body: &[u8]) -> Result<(Option<CloudEvent>,
     Ok((None, json))
 }
 
+/// The webhook sources (secrets hidden).
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
+    responses((status = 200, description = "The sources", body = Envelope<Vec<Object>>),
+        (status = 401, description = "The admin token is missing or wrong", body = ErrorBody)))]
 async fn list_sources(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -207,6 +246,11 @@ async fn list_sources(
         .collect())
 }
 
+/// One webhook source (secret hidden).
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Webhook source id")),
+    responses((status = 200, description = "The source", body = Envelope<Vec<Object>>),
+        (status = 404, description = "No such source", body = ErrorBody)))]
 async fn get_source(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -221,6 +265,13 @@ async fn get_source(
     Ok(ok([source.view()]))
 }
 
+/// Creates or replaces a webhook source.
+#[utoipa::path(put, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Webhook source id")),
+    request_body(content = Object, description = "The source: accept, signature, secret, headers"),
+    responses((status = 200, description = "Replaced", body = Envelope<String>),
+        (status = 201, description = "Created", body = Envelope<String>),
+        (status = 400, description = "An invalid source", body = ErrorBody)))]
 async fn put_source(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -242,6 +293,11 @@ async fn put_source(
     Ok((status, ok(id)).into_response())
 }
 
+/// Deletes a webhook source.
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Webhook source id")),
+    responses((status = 200, description = "Deleted: its id", body = Envelope<String>),
+        (status = 404, description = "No such source", body = ErrorBody)))]
 async fn delete_source(
     _: AdminAuth,
     State(state): State<AppState>,

@@ -6,6 +6,7 @@ mod graphql_routes;
 mod health;
 mod ingest_routes;
 mod observe;
+mod openapi;
 mod plugin_routes;
 mod registry_routes;
 mod stream;
@@ -17,10 +18,13 @@ use std::time::{Duration, Instant};
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode, Uri};
-use axum::Router;
+use axum::{Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 use tower_http::timeout::RequestBodyTimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::bus::kafka::RelayStatus;
 use crate::ingest::sources::WebhookSources;
@@ -95,7 +99,20 @@ impl Deref for AppState {
 /// Every route of the gateway, with metrics, body limits and envelope errors for unknown routes.
 pub fn router(state: AppState) -> Router {
     let limits = state.limits.clone();
-    Router::new()
+    let (routes, document) = documented_routes(&state).split_for_parts();
+    routes
+        .layer(Extension(openapi::Rendered::new(&document)))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(observe::record))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
+        .with_state(state)
+}
+
+/// The routes, each with its OpenAPI description.
+fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(registry_routes::routes())
         .merge(stream::routes())
         .merge(ingest_routes::routes())
@@ -105,12 +122,7 @@ pub fn router(state: AppState) -> Router {
             state.registry.clone(),
             state.plugins.clone(),
         ))
-        .fallback(unknown_route)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(observe::record))
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
-        .with_state(state)
+        .routes(routes!(openapi::document))
 }
 
 async fn unknown_route(method: Method, uri: Uri) -> ApiError {

@@ -4,11 +4,12 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::envelope::{ok, ApiError};
+use super::envelope::{ok, ApiError, Envelope, ErrorBody};
 use super::extract::{AdminAuth, JsonBody, Params};
 use super::AppState;
 use crate::plugins::grants::Grants;
@@ -20,15 +21,12 @@ pub const MAX_COMPONENT_BYTES: usize = 32 * 1024 * 1024;
 pub const GRANTS_HEADER: &str = "x-epr-grants";
 
 /// The routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/plugins", get(list).post(upload))
-        .route(
-            "/api/v1/plugins/{name}",
-            get(one).patch(update).put(replace).delete(remove),
-        )
-        .route("/api/v1/plugins/{name}/dead-letters", get(dead_letters))
-        .route("/api/v1/plugins/{name}/dead-letters/redrive", post(redrive))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, upload))
+        .routes(routes!(one, update, replace, remove))
+        .routes(routes!(dead_letters))
+        .routes(routes!(redrive))
         .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES))
 }
 
@@ -69,10 +67,19 @@ fn grants(headers: &HeaderMap) -> Result<Option<Grants>, ApiError> {
     Ok(Some(Grants::parse(text)?))
 }
 
+/// The installed plugins with their state and counters.
+#[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins", security(("bearer" = [])),
+    responses((status = 200, description = "The plugins", body = Envelope<Vec<Object>>),
+        (status = 401, description = "The admin token is missing or wrong", body = ErrorBody)))]
 async fn list(_: AdminAuth, State(state): State<AppState>) -> Response {
     ok(state.plugins.list()).into_response()
 }
 
+/// One plugin.
+#[utoipa::path(get, path = "/api/v1/plugins/{name}", tag = "plugins", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Plugin name")),
+    responses((status = 200, description = "The plugin", body = Envelope<Object>),
+        (status = 404, description = "No such plugin", body = ErrorBody)))]
 async fn one(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -82,13 +89,24 @@ async fn one(
 }
 
 /// Query of an upload.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct UploadQuery {
     /// Install under this name instead of the manifest's.
     name: Option<String>,
 }
 
+/// Uploads a WebAssembly component (a watcher or a transform); grants in `X-EPR-Grants`.
+#[utoipa::path(post, path = "/api/v1/plugins", tag = "plugins", security(("bearer" = [])),
+    params(UploadQuery,
+        ("X-EPR-Grants" = Option<String>, Header, description = "The operator's grants (JSON)")),
+    request_body(content = Vec<u8>, content_type = "application/wasm",
+        description = "The component"),
+    responses((status = 201, description = "Installed", body = Envelope<Object>),
+        (status = 400, description = "Not a component of a plugin world, or invalid grants", body = ErrorBody),
+        (status = 409, description = "A plugin of that name exists", body = ErrorBody),
+        (status = 413, description = "Larger than 32 MiB", body = ErrorBody)))]
 async fn upload(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -101,6 +119,15 @@ async fn upload(
     Ok((StatusCode::CREATED, ok(view)).into_response())
 }
 
+/// Replaces a plugin's component (a watcher keeps its cursor).
+#[utoipa::path(put, path = "/api/v1/plugins/{name}", tag = "plugins", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Plugin name"),
+        ("X-EPR-Grants" = Option<String>, Header, description = "The operator's grants (JSON)")),
+    request_body(content = Vec<u8>, content_type = "application/wasm",
+        description = "The new component"),
+    responses((status = 200, description = "Replaced", body = Envelope<Object>),
+        (status = 400, description = "Not a component of the plugin's world", body = ErrorBody),
+        (status = 404, description = "No such plugin", body = ErrorBody)))]
 async fn replace(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -112,6 +139,12 @@ async fn replace(
     Ok(ok(state.plugins.replace(&name, bytes, grants).await?).into_response())
 }
 
+/// Enables or disables a plugin, or changes its grants.
+#[utoipa::path(patch, path = "/api/v1/plugins/{name}", tag = "plugins", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Plugin name")),
+    request_body(content = Object, description = "`{\"enabled\": bool}` and/or `{\"grants\": {...}}`"),
+    responses((status = 200, description = "The plugin", body = Envelope<Object>),
+        (status = 404, description = "No such plugin", body = ErrorBody)))]
 async fn update(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -121,6 +154,11 @@ async fn update(
     Ok(ok(state.plugins.update(&name, patch).await?).into_response())
 }
 
+/// Deletes a plugin (its kv store and dead letters too).
+#[utoipa::path(delete, path = "/api/v1/plugins/{name}", tag = "plugins", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Plugin name")),
+    responses((status = 200, description = "Deleted: its name", body = Envelope<String>),
+        (status = 404, description = "No such plugin", body = ErrorBody)))]
 async fn remove(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -130,6 +168,11 @@ async fn remove(
     Ok(ok(name).into_response())
 }
 
+/// The events a watcher gave up on, oldest first.
+#[utoipa::path(get, path = "/api/v1/plugins/{name}/dead-letters", tag = "plugins",
+    security(("bearer" = [])), params(("name" = String, Path, description = "Plugin name")),
+    responses((status = 200, description = "The dead letters", body = Envelope<Vec<Object>>),
+        (status = 404, description = "No such plugin", body = ErrorBody)))]
 async fn dead_letters(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -138,6 +181,11 @@ async fn dead_letters(
     Ok(ok(state.plugins.dead_letters(&name)?).into_response())
 }
 
+/// Hands a watcher's dead letters to it again.
+#[utoipa::path(post, path = "/api/v1/plugins/{name}/dead-letters/redrive", tag = "plugins",
+    security(("bearer" = [])), params(("name" = String, Path, description = "Plugin name")),
+    responses((status = 200, description = "How many were redriven", body = Envelope<Object>),
+        (status = 404, description = "No such plugin", body = ErrorBody)))]
 async fn redrive(
     _: AdminAuth,
     State(state): State<AppState>,

@@ -1,11 +1,13 @@
 //! EPR's REST routes for receivers, events and groups, plus search.
 
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::envelope::{ok, ApiError, Envelope};
+use super::envelope::{ok, ApiError, Envelope, ErrorBody};
 use super::extract::{AdminAuth, IngestAuth, JsonBody, Params};
 use super::AppState;
 use crate::registry::input::{GroupPatch, NewEvent, NewGroup, NewReceiver};
@@ -13,26 +15,24 @@ use crate::registry::model::{Event, EventWithReceiver, Group, Receiver};
 use crate::registry::query::{DefinitionFilter, EventFilter, Found, Page};
 
 /// The routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/receivers",
-            post(create_receiver).get(find_receivers),
-        )
-        .route("/api/v1/receivers/{id}", get(get_receiver))
-        .route(
-            "/api/v1/events",
-            post(create_event)
-                .get(find_events)
-                .options(super::ingest_routes::handshake),
-        )
-        .route("/api/v1/events/{id}", get(get_event))
-        .route("/api/v1/groups", post(create_group).get(find_groups))
-        .route("/api/v1/groups/{id}", get(get_group).patch(patch_group))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_receiver, find_receivers))
+        .routes(routes!(get_receiver))
+        .routes(routes!(create_event, find_events, events_handshake))
+        .routes(routes!(get_event))
+        .routes(routes!(create_group, find_groups))
+        .routes(routes!(get_group, patch_group))
 }
 
 type Answer<T> = Result<Json<Envelope<T>>, ApiError>;
 
+/// Creates a receiver (an identical one already stored is returned instead).
+#[utoipa::path(post, path = "/api/v1/receivers", tag = "registry", request_body = NewReceiver,
+    security(("bearer" = [])),
+    responses((status = 200, description = "The receiver's id", body = Envelope<String>),
+        (status = 400, description = "Blank fields or an invalid schema", body = ErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = ErrorBody)))]
 async fn create_receiver(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -41,6 +41,15 @@ async fn create_receiver(
     Ok(ok(state.registry.create_receiver(input).await?))
 }
 
+/// Stores an event whose payload matches its receiver's schema, once durable.
+#[utoipa::path(post, path = "/api/v1/events", tag = "registry", request_body = NewEvent,
+    security(("bearer" = [])),
+    responses((status = 200, description = "The event's id (null: a transform plugin dropped it)",
+            body = Envelope<Option<String>>),
+        (status = 400, description = "Blank fields, unknown receiver or a payload the schema refuses",
+            body = ErrorBody),
+        (status = 401, description = "The ingest token is missing or wrong", body = ErrorBody),
+        (status = 422, description = "A transform plugin refused the event", body = ErrorBody)))]
 async fn create_event(
     _: IngestAuth,
     State(state): State<AppState>,
@@ -49,6 +58,12 @@ async fn create_event(
     Ok(ok(state.registry.create_event(input).await?))
 }
 
+/// Creates a group of receivers whose joint success for a unit completes it.
+#[utoipa::path(post, path = "/api/v1/groups", tag = "registry", request_body = NewGroup,
+    security(("bearer" = [])),
+    responses((status = 200, description = "The group's id", body = Envelope<String>),
+        (status = 400, description = "Blank fields or unknown receivers", body = ErrorBody),
+        (status = 401, description = "The admin token is missing or wrong", body = ErrorBody)))]
 async fn create_group(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -57,6 +72,12 @@ async fn create_group(
     Ok(ok(state.registry.create_group(input).await?))
 }
 
+/// Enables or disables a group.
+#[utoipa::path(patch, path = "/api/v1/groups/{id}", tag = "registry", request_body = GroupPatch,
+    params(("id" = String, Path, description = "Group id")), security(("bearer" = [])),
+    responses((status = 200, description = "The group's id", body = Envelope<String>),
+        (status = 400, description = "`enabled` is missing", body = ErrorBody),
+        (status = 404, description = "No such group", body = ErrorBody)))]
 async fn patch_group(
     _: AdminAuth,
     State(state): State<AppState>,
@@ -69,6 +90,11 @@ async fn patch_group(
     Ok(ok(state.registry.set_group_enabled(&id, enabled).await?))
 }
 
+/// A receiver by id (a list of one, as in EPR).
+#[utoipa::path(get, path = "/api/v1/receivers/{id}", tag = "registry",
+    params(("id" = String, Path, description = "Receiver id")),
+    responses((status = 200, description = "The receiver", body = Envelope<Vec<Receiver>>),
+        (status = 404, description = "No such receiver", body = ErrorBody)))]
 async fn get_receiver(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -76,6 +102,11 @@ async fn get_receiver(
     Ok(ok([state.registry.receiver(&id)?]))
 }
 
+/// An event by id with its receiver (a list of one, as in EPR).
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "registry",
+    params(("id" = String, Path, description = "Event id")),
+    responses((status = 200, description = "The event", body = Envelope<Vec<EventWithReceiver>>),
+        (status = 404, description = "No such event", body = ErrorBody)))]
 async fn get_event(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -83,6 +114,11 @@ async fn get_event(
     Ok(ok([state.registry.event(&id)?]))
 }
 
+/// A group by id (a list of one, as in EPR).
+#[utoipa::path(get, path = "/api/v1/groups/{id}", tag = "registry",
+    params(("id" = String, Path, description = "Group id")),
+    responses((status = 200, description = "The group", body = Envelope<Vec<Group>>),
+        (status = 404, description = "No such group", body = ErrorBody)))]
 async fn get_group(State(state): State<AppState>, Path(id): Path<String>) -> Answer<[Group; 1]> {
     Ok(ok([state.registry.group(&id)?]))
 }
@@ -94,21 +130,37 @@ fn found<T>(found: Found<T>) -> Json<Envelope<Vec<T>>> {
     })
 }
 
-#[derive(Deserialize)]
+/// Query of an event search: exact matches, and the page.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct EventSearch {
+    /// Event id.
     id: Option<String>,
+    /// Unit name.
     name: Option<String>,
+    /// Unit version.
     version: Option<String>,
+    /// Unit release.
     release: Option<String>,
+    /// Unit platform id.
     platform_id: Option<String>,
+    /// Unit package.
     package: Option<String>,
+    /// Success.
     success: Option<bool>,
+    /// Receiver id.
     event_receiver_id: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
     limit: Option<usize>,
+    /// The `next` cursor of the previous page.
     after: Option<String>,
 }
 
+/// Events whose given fields all match, newest first; `next` is the cursor of the next page.
+#[utoipa::path(get, path = "/api/v1/events", tag = "registry", params(EventSearch),
+    responses((status = 200, description = "The events", body = Envelope<Vec<Event>>),
+        (status = 400, description = "An unknown or malformed parameter", body = ErrorBody)))]
 async fn find_events(
     State(state): State<AppState>,
     Params(q): Params<EventSearch>,
@@ -127,15 +179,23 @@ async fn find_events(
     Ok(found(state.registry.find_events(&filter, &page)?))
 }
 
-#[derive(Deserialize)]
+/// Query of a receiver or group search: exact matches, and the page.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DefinitionSearch {
+    /// Id.
     id: Option<String>,
+    /// Name.
     name: Option<String>,
+    /// Type.
     #[serde(rename = "type")]
     kind: Option<String>,
+    /// Version.
     version: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
     limit: Option<usize>,
+    /// The `next` cursor of the previous page.
     after: Option<String>,
 }
 
@@ -152,6 +212,10 @@ impl DefinitionSearch {
     }
 }
 
+/// Receivers whose given fields all match, newest first.
+#[utoipa::path(get, path = "/api/v1/receivers", tag = "registry", params(DefinitionSearch),
+    responses((status = 200, description = "The receivers", body = Envelope<Vec<Receiver>>),
+        (status = 400, description = "An unknown or malformed parameter", body = ErrorBody)))]
 async fn find_receivers(
     State(state): State<AppState>,
     Params(q): Params<DefinitionSearch>,
@@ -160,6 +224,10 @@ async fn find_receivers(
     Ok(found(state.registry.find_receivers(&filter, &page)?))
 }
 
+/// Groups whose given fields all match, newest first.
+#[utoipa::path(get, path = "/api/v1/groups", tag = "registry", params(DefinitionSearch),
+    responses((status = 200, description = "The groups", body = Envelope<Vec<Group>>),
+        (status = 400, description = "An unknown or malformed parameter", body = ErrorBody)))]
 async fn find_groups(
     State(state): State<AppState>,
     Params(q): Params<DefinitionSearch>,
@@ -171,4 +239,12 @@ async fn find_groups(
 /// A `limit` from a query string as [`Page::new`] takes it.
 fn saturating(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// The CloudEvents webhook handshake on the events route.
+#[utoipa::path(options, path = "/api/v1/events", tag = "registry",
+    responses((status = 200, description = "The origin in `WebHook-Request-Origin` is allowed"),
+        (status = 204, description = "No origin asked about; the allowed methods")))]
+async fn events_handshake(headers: axum::http::HeaderMap) -> axum::response::Response {
+    super::ingest_routes::handshake(headers).await
 }

@@ -5,10 +5,11 @@ use std::convert::Infallible;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
-use axum::Router;
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::envelope::ApiError;
 use super::extract::Params;
@@ -16,11 +17,13 @@ use super::AppState;
 use crate::bus::log_stream;
 
 /// The routes of this module.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/stream", get(stream))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(stream))
 }
 
-#[derive(Deserialize)]
+/// Query of the stream.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct StreamParams {
     /// Only messages whose type starts with this.
@@ -30,6 +33,12 @@ struct StreamParams {
     after: Option<u64>,
 }
 
+/// The log as Server-Sent Events (`id` = sequence number, `event` = message type, `data` = the
+/// Kafka message value); resumes after `Last-Event-ID`.
+#[utoipa::path(get, path = "/api/v1/stream", tag = "stream",
+    params(StreamParams, ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this sequence number")),
+    responses((status = 200, description = "The stream", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "A malformed parameter", body = super::envelope::ErrorBody)))]
 async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -5,11 +5,12 @@
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
 
 use super::error::RegistryError;
 
 /// Body of `POST /api/v1/receivers`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct NewReceiver {
     /// Name.
     pub name: Option<String>,
@@ -21,11 +22,12 @@ pub struct NewReceiver {
     /// Description.
     pub description: Option<String>,
     /// JSON Schema document (or a string holding one).
+    #[schema(value_type = Option<Object>)]
     pub schema: Option<Box<RawValue>>,
 }
 
 /// Body of `POST /api/v1/events`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct NewEvent {
     /// Unit name.
     pub name: Option<String>,
@@ -40,6 +42,7 @@ pub struct NewEvent {
     /// Description.
     pub description: Option<String>,
     /// Payload, kept byte for byte.
+    #[schema(value_type = Option<serde_json::Value>)]
     pub payload: Option<Box<RawValue>>,
     /// Success (default false).
     pub success: Option<bool>,
@@ -48,7 +51,7 @@ pub struct NewEvent {
 }
 
 /// Body of `POST /api/v1/groups`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct NewGroup {
     /// Name.
     pub name: Option<String>,
@@ -66,7 +69,7 @@ pub struct NewGroup {
 }
 
 /// Body of `PATCH /api/v1/groups/{id}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct GroupPatch {
     /// Enable or disable the group.
     pub enabled: Option<bool>,

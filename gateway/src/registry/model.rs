@@ -4,9 +4,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 /// A receiver: a named, versioned kind of event with the JSON Schema its payloads must match.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Receiver {
     /// Server-made ULID.
     pub id: String,
@@ -20,6 +21,7 @@ pub struct Receiver {
     /// Free text.
     pub description: String,
     /// The JSON Schema document, exactly as posted.
+    #[schema(value_type = Object)]
     pub schema: Box<RawValue>,
     /// `hex(sha256("v1 " + type + " " + description + " " + name + " " + version))`, as EPR computes it.
     pub fingerprint: String,
@@ -62,7 +64,7 @@ impl Nvrpp {
 }
 
 /// An event: immutable once stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     /// Server-made ULID; ids sort in the order events were stored.
     pub id: String,
@@ -79,6 +81,7 @@ pub struct Event {
     /// Free text.
     pub description: String,
     /// The payload, byte for byte as posted.
+    #[schema(value_type = serde_json::Value)]
     pub payload: Box<RawValue>,
     /// Whether the step the event reports succeeded.
     pub success: bool,
@@ -109,7 +112,7 @@ impl Event {
 }
 
 /// A group: a set of receivers whose joint success for one unit is itself an event.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Group {
     /// Server-made ULID.
     pub id: String,
@@ -133,7 +136,7 @@ pub struct Group {
 }
 
 /// An event together with its receiver, as `GET /api/v1/events/{id}` returns it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventWithReceiver {
     /// The event.
     #[serde(flatten)]
