@@ -3,6 +3,7 @@
 //! and publishes everything from a durable log.
 
 pub mod bus;
+pub mod cli;
 pub mod config;
 pub mod graphql;
 pub mod http;

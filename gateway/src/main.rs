@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use epr_gateway::cli::ClientCommand;
 use epr_gateway::config::ServeConfig;
 use tracing_subscriber::EnvFilter;
 
@@ -13,8 +14,21 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Event gateway speaking EPR's API: validated, durable, published from a log.
+///
+/// `serve` runs the gateway; the other commands talk to a running one (EPR_URL, default
+/// http://localhost:8042; token in EPR_TOKEN).
 #[derive(Parser)]
-#[command(name = "epr-gateway", version, about, long_about = None)]
+#[command(
+    name = "epr-gateway",
+    version,
+    about,
+    after_help = "Examples:
+  epr-gateway serve --data-dir /var/lib/epr
+  epr-gateway receiver create --name build --version 1.0.0 --type dev.build --description builds --schema '{}'
+  epr-gateway event search --name checkout-service --fields all
+  epr-gateway tail --type dev.cdevents
+  epr-gateway provenance checkout-service 2.4.1 2026.11.23 x86_64-linux oci"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,6 +40,8 @@ enum Command {
     ///
     /// Example: EPR_ADMIN_TOKEN=s3cret epr-gateway serve --port 8042 --data-dir /var/lib/epr
     Serve(ServeConfig),
+    #[command(flatten)]
+    Client(ClientCommand),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +56,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Client(command) = cli.command {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the runtime")?;
+        return Ok(runtime.block_on(epr_gateway::cli::run(command))?);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("EPR_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
@@ -56,6 +79,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::Ok(())
             })
         }
+        Command::Client(_) => unreachable!("client commands return above"),
     }
 }
 
