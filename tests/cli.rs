@@ -74,6 +74,21 @@ const UNIT: [&str; 10] = [
     "oci",
 ];
 
+/// `receiver create` of receiver `b` of type `dev.b`, up to the `--schema` flag.
+const CREATE_RECEIVER_B: [&str; 11] = [
+    "receiver",
+    "create",
+    "--name",
+    "b",
+    "--version",
+    "1",
+    "--type",
+    "dev.b",
+    "--description",
+    "d",
+    "--schema",
+];
+
 async fn create_receiver(gw: &Gateway, kind: &str) -> String {
     let schema = r#"{"type":"object","required":["commit"]}"#;
     created(
@@ -99,18 +114,24 @@ async fn create_receiver(gw: &Gateway, kind: &str) -> String {
     )
 }
 
-async fn create_event(gw: &Gateway, receiver: &str, success: &str) -> String {
+/// `event create` about the unit `UNIT`.
+fn event_args<'a>(description: &'a str, payload: &'a str, receiver: &'a str) -> Vec<&'a str> {
     let mut args = vec!["event", "create"];
     args.extend(UNIT);
     args.extend([
         "--description",
-        "a step",
+        description,
         "--payload",
-        r#"{"commit":"9f2c1e7"}"#,
+        payload,
         "--event-receiver-id",
         receiver,
-        success,
     ]);
+    args
+}
+
+async fn create_event(gw: &Gateway, receiver: &str, success: &str) -> String {
+    let mut args = event_args("a step", r#"{"commit":"9f2c1e7"}"#, receiver);
+    args.extend([success]);
     created(&cli(gw, None, &args).await)
 }
 
@@ -319,42 +340,15 @@ async fn generate_creates_what_json_and_yaml_files_describe() {
 async fn dry_run_prints_what_would_be_sent_and_sends_nothing() {
     let gw = Gateway::start_with(&[("EPR_ADMIN_TOKEN", "adm")]).await;
     let before = gw.last_sequence().await;
-    let output = cli(
-        &gw,
-        Some("adm"),
-        &[
-            "receiver",
-            "create",
-            "--name",
-            "b",
-            "--version",
-            "1",
-            "--type",
-            "dev.b",
-            "--description",
-            "d",
-            "--schema",
-            "{}",
-            "--dry-run",
-            "--no-indent",
-        ],
-    )
-    .await;
+    let mut args = CREATE_RECEIVER_B.to_vec();
+    args.extend(["{}", "--dry-run", "--no-indent"]);
+    let output = cli(&gw, Some("adm"), &args).await;
     assert_eq!(
         printed(&output),
         json!({"name": "b", "type": "dev.b", "version": "1", "description": "d", "schema": {}})
     );
-    let mut args = vec!["event", "create"];
-    args.extend(UNIT);
-    args.extend([
-        "--description",
-        "d",
-        "--payload",
-        "[1,2]",
-        "--event-receiver-id",
-        "X",
-        "--dry-run",
-    ]);
+    let mut args = event_args("d", "[1,2]", "X");
+    args.extend(["--dry-run"]);
     let event = printed(&cli(&gw, None, &args).await);
     assert_eq!(
         (event["payload"].clone(), event["success"].clone()),
@@ -374,32 +368,23 @@ async fn dry_run_prints_what_would_be_sent_and_sends_nothing() {
             gw.url("/api/v1/events?name=a+b")
         )
     );
-    let modify = cli(
-        &gw,
-        None,
-        &["group", "modify", "--id", "G", "--enable", "--dry-run"],
-    )
-    .await;
-    assert!(
-        stdout(&modify).contains("-X PATCH") && stdout(&modify).contains(r#"{"enabled":true}"#)
-    );
-    let status = cli(&gw, None, &["status", "--dry-run"]).await;
-    assert!(
-        stdout(&status).contains("/healthz/status"),
-        "{}",
-        stdout(&status)
-    );
-    let upload = cli(
-        &gw,
-        None,
-        &["plugin", "upload", "x.wasm", "--grants", "{}", "--dry-run"],
-    )
-    .await;
-    assert!(
-        stdout(&upload).contains("--data-binary @x.wasm"),
-        "{}",
-        stdout(&upload)
-    );
+    let shown: [(&[&str], &[&str]); 3] = [
+        (
+            &["group", "modify", "--id", "G", "--enable", "--dry-run"],
+            &["-X PATCH", r#"{"enabled":true}"#],
+        ),
+        (&["status", "--dry-run"], &["/healthz/status"]),
+        (
+            &["plugin", "upload", "x.wasm", "--grants", "{}", "--dry-run"],
+            &["--data-binary @x.wasm", "x-epr-grants: {}"],
+        ),
+    ];
+    for (args, expected) in shown {
+        let printed = stdout(&cli(&gw, None, args).await);
+        for part in expected {
+            assert!(printed.contains(part), "{args:?}: {printed}");
+        }
+    }
 
     assert_eq!(gw.last_sequence().await, before, "a dry run stored nothing");
 }
@@ -407,19 +392,7 @@ async fn dry_run_prints_what_would_be_sent_and_sends_nothing() {
 #[tokio::test]
 async fn failures_say_what_went_wrong_and_exit_non_zero() {
     let gw = Gateway::start_with(&[("EPR_ADMIN_TOKEN", "adm")]).await;
-    let schema_args = [
-        "receiver",
-        "create",
-        "--name",
-        "b",
-        "--version",
-        "1",
-        "--type",
-        "dev.b",
-        "--description",
-        "d",
-        "--schema",
-    ];
+    let schema_args = CREATE_RECEIVER_B;
 
     let mut args = schema_args.to_vec();
     args.push(r#"{"type":"object""#);
@@ -434,16 +407,7 @@ async fn failures_say_what_went_wrong_and_exit_non_zero() {
     assert!(error.contains("401"), "{error}");
     let receiver = created(&cli(&gw, Some("adm"), &args).await);
 
-    let mut event = vec!["event", "create"];
-    event.extend(UNIT);
-    event.extend([
-        "--description",
-        "d",
-        "--payload",
-        "3",
-        "--event-receiver-id",
-        &receiver,
-    ]);
+    let event = event_args("d", "3", &receiver);
     let error = failure(&cli(&gw, Some("adm"), &event).await);
     assert!(
         error.contains("400") && error.contains("did not match"),
@@ -587,16 +551,7 @@ async fn plugins_are_managed_from_the_command_line() {
         )
         .await,
     );
-    let mut event = vec!["event", "create"];
-    event.extend(UNIT);
-    event.extend([
-        "--description",
-        "d",
-        "--payload",
-        "{}",
-        "--event-receiver-id",
-        &receiver,
-    ]);
+    let event = event_args("d", "{}", &receiver);
     created(&cli(&gw, Some("adm"), &event).await);
     let mut letters = Value::Null;
     for _ in 0..400 {
@@ -659,19 +614,15 @@ async fn tail_follows_the_log_filtered_by_type_and_provenance_tells_the_story() 
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(lines[0].contains("epr.event.receiver.created"), "{lines:?}");
 
-    let story = cli(
-        &gw,
-        None,
-        &[
-            "provenance",
-            "checkout",
-            "2.4.1",
-            "2026.11.23",
-            "x86_64-linux",
-            "oci",
-        ],
-    )
-    .await;
+    let provenance = [
+        "provenance",
+        "checkout",
+        "2.4.1",
+        "2026.11.23",
+        "x86_64-linux",
+        "oci",
+    ];
+    let story = cli(&gw, None, &provenance).await;
     let text = stdout(&story);
     assert!(story.status.success(), "{}", stderr(&story));
     assert!(
@@ -683,22 +634,9 @@ async fn tail_follows_the_log_filtered_by_type_and_provenance_tells_the_story() 
         .find(&format!("completed group dev.ready (dev.ready, {ready})"))
         .expect("the group");
     assert!(failure_at < completed, "{text}");
-    let json_story = printed(
-        &cli(
-            &gw,
-            None,
-            &[
-                "provenance",
-                "checkout",
-                "2.4.1",
-                "2026.11.23",
-                "x86_64-linux",
-                "oci",
-                "--json",
-            ],
-        )
-        .await,
-    );
+    let mut as_json = provenance.to_vec();
+    as_json.push("--json");
+    let json_story = printed(&cli(&gw, None, &as_json).await);
     assert_eq!(json_story[2]["event"]["id"], passed.as_str());
     let nothing = cli(&gw, None, &["provenance", "never", "1", "r", "p", "k"]).await;
     assert_eq!(stdout(&nothing), "never 1 r p k: no events recorded\n");
