@@ -56,31 +56,33 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Client(command) = cli.command {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the runtime")?;
-        return Ok(runtime.block_on(epr_gateway::cli::run(command))?);
+    match cli.command {
+        Command::Serve(config) => serve(config),
+        Command::Client(command) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?;
+            Ok(runtime.block_on(epr_gateway::cli::run(command))?)
+        }
     }
+}
+
+/// Runs the gateway until SIGINT or SIGTERM, logging to stderr (`EPR_LOG` filters).
+fn serve(config: ServeConfig) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("EPR_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
-    match cli.command {
-        Command::Serve(config) => {
-            let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
-            runtime.block_on(async {
-                let metrics = epr_gateway::telemetry::install()
-                    .context("cannot install the metrics recorder")?;
-                epr_gateway::server::serve(config, metrics, shutdown_signal()).await?;
-                anyhow::Ok(())
-            })
-        }
-        Command::Client(_) => unreachable!("client commands return above"),
-    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let metrics =
+            epr_gateway::telemetry::install().context("cannot install the metrics recorder")?;
+        epr_gateway::server::serve(config, metrics, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })
 }
 
 /// Resolves on SIGINT or SIGTERM.
