@@ -188,6 +188,25 @@ async fn epr_commands_create_and_search_receivers_events_and_groups() {
         fields,
         json!([{"id": event, "payload": {"commit": "9f2c1e7"}}])
     );
+    let ordered = cli(
+        &gw,
+        None,
+        &[
+            "event",
+            "search",
+            "--id",
+            &event,
+            "--fields",
+            "success id",
+            "--no-indent",
+        ],
+    )
+    .await;
+    assert_eq!(
+        stdout(&ordered).trim(),
+        format!(r#"[{{"success":true,"id":"{event}"}}]"#),
+        "fields in the order asked"
+    );
 
     let group = created(
         &cli(

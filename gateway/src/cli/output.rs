@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use serde_json::{Map, Value};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::Value;
 
 use super::CliError;
 
@@ -15,32 +17,49 @@ pub struct Format {
 }
 
 impl Format {
-    /// Prints `value` on stdout.
-    pub fn print(self, value: &Value) {
+    /// Prints `value` on stdout as JSON.
+    pub fn print(self, value: &impl Serialize) {
         let text = if self.no_indent {
-            value.to_string()
+            serde_json::to_string(value)
         } else {
-            serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+            serde_json::to_string_pretty(value)
         };
-        println!("{text}");
+        println!("{}", text.unwrap_or_default());
     }
 }
 
-/// Keeps only `fields` of each object in `items` (EPR's `--fields`: names separated by spaces
-/// or commas, or `all`).
-pub fn project(items: Vec<Value>, fields: &str) -> Vec<Value> {
-    let wanted: Vec<&str> = fields.split([' ', ',']).filter(|f| !f.is_empty()).collect();
-    if wanted.is_empty() || wanted == ["all"] {
-        return items;
+/// An object's fields in a chosen order (JSON objects here keep their keys sorted).
+#[derive(Debug, PartialEq)]
+pub struct Projected(Vec<(String, Value)>);
+
+impl Serialize for Projected {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (key, value) in &self.0 {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
     }
+}
+
+/// Keeps only `fields` of each object in `items`, in the order named (EPR's `--fields`: names
+/// separated by spaces or commas, or `all` for every field).
+pub fn project(items: Vec<Value>, fields: &str) -> Vec<Projected> {
+    let wanted: Vec<&str> = fields.split([' ', ',']).filter(|f| !f.is_empty()).collect();
+    let every = wanted.is_empty() || wanted == ["all"];
     items
         .into_iter()
         .map(|item| {
-            let kept: Map<String, Value> = wanted
-                .iter()
-                .filter_map(|f| item.get(*f).map(|v| ((*f).to_owned(), v.clone())))
-                .collect();
-            Value::Object(kept)
+            let Value::Object(object) = item else {
+                return Projected(Vec::new());
+            };
+            Projected(match every {
+                true => object.into_iter().collect(),
+                false => wanted
+                    .iter()
+                    .filter_map(|f| object.get(*f).map(|v| ((*f).to_owned(), v.clone())))
+                    .collect(),
+            })
         })
         .collect()
 }
@@ -83,13 +102,12 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn fields_keep_only_the_named_keys() {
+    fn fields_keep_the_named_keys_in_the_order_asked() {
         let items = vec![json!({"id": "1", "name": "a", "version": "v"})];
-        assert_eq!(
-            project(items.clone(), "version,id"),
-            [json!({"id": "1", "version": "v"})]
-        );
-        assert_eq!(project(items.clone(), "all"), items);
+        let text = |fields| serde_json::to_string(&project(items.clone(), fields)).unwrap();
+        assert_eq!(text("version,id"), r#"[{"version":"v","id":"1"}]"#);
+        assert_eq!(text("all"), r#"[{"id":"1","name":"a","version":"v"}]"#);
+        assert_eq!(text("name missing"), r#"[{"name":"a"}]"#);
     }
 
     #[test]

@@ -494,6 +494,6 @@ async fn search(
         Some(Value::Array(items)) => items.clone(),
         _ => Vec::new(),
     };
-    common.format.print(&Value::Array(project(items, fields)));
+    common.format.print(&project(items, fields));
     Ok(())
 }
