@@ -660,3 +660,54 @@ async fn tail_follows_the_log_filtered_by_type_and_provenance_tells_the_story() 
     let nothing = cli(&gw, None, &["provenance", "never", "1", "r", "p", "k"]).await;
     assert_eq!(stdout(&nothing), "never 1 r p k: no events recorded\n");
 }
+
+#[tokio::test]
+async fn tail_resumes_where_it_left_off_when_the_gateway_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let env = [("EPR_PORT", port.as_str())];
+    let mut gw = Gateway::start_in(&data, &env).await;
+    let receiver = gw.receiver("dev.build").await;
+    let mut follower = tokio::process::Command::new(binary());
+    follower
+        .args(["tail", "--after", "0", "--count", "3", "--json"])
+        .env("EPR_URL", gw.url(""))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let follower = follower.spawn().unwrap();
+    let before = gw.event(&receiver, "before", true).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.terminate().await;
+
+    let gw = Gateway::start_in(&data, &env).await;
+    let after = gw.event(&receiver, "after", true).await;
+    let output = tokio::time::timeout(Duration::from_secs(30), follower.wait_with_output())
+        .await
+        .expect("tail gets its three messages")
+        .unwrap();
+    let seen: Vec<Value> = stdout(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let events: Vec<&Value> = seen[1..]
+        .iter()
+        .map(|m| &m["data"]["events"][0]["id"])
+        .collect();
+    assert_eq!(seen[0]["type"], "epr.event.receiver.created", "{seen:?}");
+    assert_eq!(
+        events,
+        [&json!(before), &json!(after)],
+        "none lost, none twice"
+    );
+    assert!(
+        stderr(&output).contains("resuming after 2"),
+        "{}",
+        stderr(&output)
+    );
+}

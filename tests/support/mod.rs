@@ -58,10 +58,15 @@ impl Gateway {
         gateway
     }
 
-    /// A gateway on `dir` (which the caller keeps).
+    /// A gateway on `dir` (which the caller keeps), on the port in `EPR_PORT` if `env` has
+    /// one, else on a free port.
     pub async fn start_in(dir: &Path, env: &[(&str, &str)]) -> Gateway {
+        let port = env
+            .iter()
+            .find(|(name, _)| *name == "EPR_PORT")
+            .map_or("0", |(_, port)| *port);
         let mut child = Command::new(binary())
-            .args(["serve", "--port", "0", "--data-dir"])
+            .args(["serve", "--port", port, "--data-dir"])
             .arg(dir)
             // EPR_TEST_LOG=debug shows the gateways' logs when a test needs looking into
             .env(
