@@ -64,12 +64,25 @@ pub fn project(items: Vec<Value>, fields: &str) -> Vec<Projected> {
         .collect()
 }
 
-/// The objects in a JSON or YAML file: an object, or an array of objects.
-pub fn objects_in(path: &Path) -> Result<Vec<Value>, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| CliError::File {
+/// The bytes of `path`, or an error naming it.
+pub fn read(path: &Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|e| CliError::File {
         path: path.display().to_string(),
         reason: e.to_string(),
-    })?;
+    })
+}
+
+/// The text of `path`, or an error naming it.
+pub fn read_text(path: &Path) -> Result<String, CliError> {
+    String::from_utf8(read(path)?).map_err(|e| CliError::File {
+        path: path.display().to_string(),
+        reason: format!("not UTF-8 text: {e}"),
+    })
+}
+
+/// The objects in a JSON or YAML file: an object, or an array of objects.
+pub fn objects_in(path: &Path) -> Result<Vec<Value>, CliError> {
+    let text = read_text(path)?;
     let unparsable = |reason: String| CliError::File {
         path: path.display().to_string(),
         reason,

@@ -7,6 +7,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::client::Client;
+use super::output::read;
 use super::registry_cmds::send_or_show;
 use super::{CliError, Common};
 
@@ -132,10 +133,7 @@ async fn upload(
         println!("{command}");
         return Ok(());
     }
-    let bytes = std::fs::read(&file).map_err(|e| CliError::File {
-        path: file.display().to_string(),
-        reason: e.to_string(),
-    })?;
+    let bytes = read(&file)?;
     let mut request = client
         .request(Method::POST, &path)
         .header("content-type", "application/wasm")

@@ -7,7 +7,7 @@ use reqwest::Method;
 use serde_json::{json, Map, Value};
 
 use super::client::Client;
-use super::output::{objects_in, project};
+use super::output::{objects_in, project, read_text};
 use super::{CliError, Common};
 
 /// What `receiver` does.
@@ -86,32 +86,8 @@ pub enum EventCommand {
         --version 2.4.1 --success true --fields all"
     )]
     Search {
-        /// Event id.
-        #[arg(long)]
-        id: Option<String>,
-        /// Unit name.
-        #[arg(long)]
-        name: Option<String>,
-        /// Unit version.
-        #[arg(long)]
-        version: Option<String>,
-        /// Unit release.
-        #[arg(long)]
-        release: Option<String>,
-        /// Unit platform id.
-        #[arg(long, alias = "platform_id")]
-        platform_id: Option<String>,
-        /// Unit package.
-        #[arg(long)]
-        package: Option<String>,
-        /// `true` or `false`.
-        #[arg(long)]
-        success: Option<bool>,
-        /// Receiver id.
-        #[arg(long)]
-        event_receiver_id: Option<String>,
         #[command(flatten)]
-        page: PageArgs,
+        filter: EventFilter,
         /// Fields to print, separated by spaces or commas, or `all`.
         #[arg(
             long,
@@ -261,6 +237,37 @@ pub struct DefinitionFilter {
     page: PageArgs,
 }
 
+/// Search filter of events.
+#[derive(Debug, Args)]
+pub struct EventFilter {
+    /// Event id.
+    #[arg(long)]
+    id: Option<String>,
+    /// Unit name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Unit version.
+    #[arg(long)]
+    version: Option<String>,
+    /// Unit release.
+    #[arg(long)]
+    release: Option<String>,
+    /// Unit platform id.
+    #[arg(long, alias = "platform_id")]
+    platform_id: Option<String>,
+    /// Unit package.
+    #[arg(long)]
+    package: Option<String>,
+    /// `true` or `false`.
+    #[arg(long)]
+    success: Option<bool>,
+    /// Receiver id.
+    #[arg(long)]
+    event_receiver_id: Option<String>,
+    #[command(flatten)]
+    page: PageArgs,
+}
+
 /// One page of a search.
 #[derive(Debug, Args)]
 pub struct PageArgs {
@@ -272,28 +279,51 @@ pub struct PageArgs {
     after: Option<String>,
 }
 
+/// A query string's pairs: the fields that are given.
+type Pairs = Vec<(&'static str, String)>;
+
+/// The pairs of the given fields.
+fn given<const N: usize>(fields: [(&'static str, Option<String>); N]) -> Pairs {
+    fields
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v)))
+        .collect()
+}
+
 impl PageArgs {
-    fn pairs(self) -> Vec<(&'static str, String)> {
-        let mut pairs = Vec::new();
-        if let Some(limit) = self.limit {
-            pairs.push(("limit", limit.to_string()));
-        }
-        pairs.extend(self.after.map(|a| ("after", a)));
-        pairs
+    fn pairs(self) -> Pairs {
+        given([
+            ("limit", self.limit.map(|l| l.to_string())),
+            ("after", self.after),
+        ])
     }
 }
 
 impl DefinitionFilter {
-    fn pairs(self) -> Vec<(&'static str, String)> {
-        let mut pairs: Vec<(&'static str, String)> = [
+    fn pairs(self) -> Pairs {
+        let mut pairs = given([
             ("id", self.id),
             ("name", self.name),
             ("type", self.kind),
             ("version", self.version),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect();
+        ]);
+        pairs.extend(self.page.pairs());
+        pairs
+    }
+}
+
+impl EventFilter {
+    fn pairs(self) -> Pairs {
+        let mut pairs = given([
+            ("id", self.id),
+            ("name", self.name),
+            ("version", self.version),
+            ("release", self.release),
+            ("platform_id", self.platform_id),
+            ("package", self.package),
+            ("success", self.success.map(|s| s.to_string())),
+            ("event_receiver_id", self.event_receiver_id),
+        ]);
         pairs.extend(self.page.pairs());
         pairs
     }
@@ -342,34 +372,10 @@ pub async fn event(command: EventCommand) -> Result<(), CliError> {
             create(&common, PATH, vec![body]).await
         }
         EventCommand::Search {
-            id,
-            name,
-            version,
-            release,
-            platform_id,
-            package,
-            success,
-            event_receiver_id,
-            page,
+            filter,
             fields,
             common,
-        } => {
-            let mut pairs: Vec<(&'static str, String)> = [
-                ("id", id),
-                ("name", name),
-                ("version", version),
-                ("release", release),
-                ("platform_id", platform_id),
-                ("package", package),
-                ("success", success.map(|s| s.to_string())),
-                ("event_receiver_id", event_receiver_id),
-            ]
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k, v)))
-            .collect();
-            pairs.extend(page.pairs());
-            search(&common, PATH, pairs, &fields).await
-        }
+        } => search(&common, PATH, filter.pairs(), &fields).await,
         EventCommand::Generate { file, common } => generate(&common, PATH, &file).await,
     }
 }
@@ -411,10 +417,7 @@ pub async fn group(command: GroupCommand) -> Result<(), CliError> {
 /// The value of a JSON argument: JSON text, or `@FILE` holding it.
 pub(super) fn json_argument(flag: &str, text: &str) -> Result<Value, CliError> {
     let text = match text.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| CliError::File {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?,
+        Some(path) => read_text(Path::new(path))?,
         None => text.to_owned(),
     };
     serde_json::from_str(&text).map_err(|e| CliError::Usage(format!("{flag} is not JSON: {e}")))
@@ -474,24 +477,19 @@ pub(super) async fn send_or_show(
 
 /// Searches `path` with `pairs` and prints the results' `fields` (`--dry-run`: the curl
 /// command). The cursor of the next page, if any, goes to stderr.
-async fn search(
-    common: &Common,
-    path: &str,
-    pairs: Vec<(&'static str, String)>,
-    fields: &str,
-) -> Result<(), CliError> {
+async fn search(common: &Common, path: &str, pairs: Pairs, fields: &str) -> Result<(), CliError> {
     let client = Client::new(&common.connection)?;
     let path_and_query = client.with_query(path, &pairs)?;
     if common.dry_run {
         println!("{}", client.curl(&Method::GET, &path_and_query, None));
         return Ok(());
     }
-    let answer = client.json(Method::GET, &path_and_query, None).await?;
+    let mut answer = client.json(Method::GET, &path_and_query, None).await?;
     if let Some(next) = answer.get("next").and_then(Value::as_str) {
         eprintln!("more results: add --after {next}");
     }
-    let items = match answer.get("data") {
-        Some(Value::Array(items)) => items.clone(),
+    let items = match answer.get_mut("data").map(Value::take) {
+        Some(Value::Array(items)) => items,
         _ => Vec::new(),
     };
     common.format.print(&project(items, fields));
