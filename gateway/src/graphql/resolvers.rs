@@ -20,6 +20,11 @@ fn registry<'a>(ctx: &Context<'a>) -> &'a Arc<Registry> {
     ctx.data_unchecked::<Arc<Registry>>()
 }
 
+/// The GraphQL objects of `items`.
+fn objects<T, O: From<T>>(items: Vec<T>) -> Vec<O> {
+    items.into_iter().map(O::from).collect()
+}
+
 /// `limit` and `after`, checked as the REST API checks them.
 fn page(limit: Option<i32>, after: Option<ID>) -> Result<Page> {
     Ok(Page::new(limit.map(i64::from), after.map(|id| id.0))?)
@@ -62,7 +67,7 @@ impl Query {
         after: Option<ID>,
     ) -> Result<Vec<EventObject>> {
         let found = registry(ctx).find_events(&event.into(), &page(limit, after)?)?;
-        Ok(found.items.into_iter().map(Into::into).collect())
+        Ok(objects(found.items))
     }
 
     /// Receivers whose given fields are all equal to the filter's, newest first.
@@ -74,7 +79,7 @@ impl Query {
         after: Option<ID>,
     ) -> Result<Vec<ReceiverObject>> {
         let found = registry(ctx).find_receivers(&event_receiver.into(), &page(limit, after)?)?;
-        Ok(found.items.into_iter().map(Into::into).collect())
+        Ok(objects(found.items))
     }
 
     /// Groups whose given fields are all equal to the filter's, newest first.
@@ -87,7 +92,7 @@ impl Query {
     ) -> Result<Vec<GroupObject>> {
         let found =
             registry(ctx).find_groups(&event_receiver_group.into(), &page(limit, after)?)?;
-        Ok(found.items.into_iter().map(Into::into).collect())
+        Ok(objects(found.items))
     }
 
     /// Everything recorded about one unit, oldest first: each event with its receiver and the
@@ -109,25 +114,21 @@ impl Query {
             package,
         };
         let steps = registry(ctx).provenance(&nvrpp)?;
-        Ok(steps.into_iter().map(Into::into).collect())
+        Ok(objects(steps))
     }
 
     /// The installed plugins, by name (beyond EPR; the admin token, as for the REST API).
     async fn plugins(&self, ctx: &Context<'_>) -> Result<Vec<PluginObject>> {
         ctx.data_unchecked::<Caller>().may_administer()?;
         let host = ctx.data_unchecked::<Arc<PluginHost>>();
-        Ok(host.list().into_iter().map(Into::into).collect())
+        Ok(objects(host.list()))
     }
 
     /// The events watcher `name` gave up on, oldest first (beyond EPR; the admin token).
     async fn dead_letters(&self, ctx: &Context<'_>, name: String) -> Result<Vec<DeadLetterObject>> {
         ctx.data_unchecked::<Caller>().may_administer()?;
         let host = ctx.data_unchecked::<Arc<PluginHost>>();
-        Ok(host
-            .dead_letters(&name)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        Ok(objects(host.dead_letters(&name)?))
     }
 }
 

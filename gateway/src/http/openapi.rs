@@ -1,8 +1,7 @@
 //! `GET /api/v1/openapi`: the OpenAPI 3.1 document of the REST surface, collected from the
 //! route handlers' annotations as the router is built (a route cannot be served undocumented).
 
-use std::sync::Arc;
-
+use axum::body::Bytes;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Extension;
@@ -59,15 +58,12 @@ impl Modify for BearerToken {
 #[utoipa::path(get, path = "/api/v1/openapi", tag = "openapi",
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
 pub async fn document(Extension(document): Extension<Rendered>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        document.0.to_string(),
-    )
+    ([(header::CONTENT_TYPE, "application/json")], document.0)
 }
 
-/// The document as JSON text, rendered once when the router is built.
+/// The document as JSON text, rendered once when the router is built (cloning shares it).
 #[derive(Clone)]
-pub struct Rendered(Arc<str>);
+pub struct Rendered(Bytes);
 
 impl Rendered {
     /// Renders `document`.
@@ -75,6 +71,6 @@ impl Rendered {
         let json = document
             .to_json()
             .expect("an OpenAPI document always serializes");
-        Rendered(json.into())
+        Rendered(Bytes::from(json))
     }
 }

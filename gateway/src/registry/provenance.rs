@@ -1,5 +1,7 @@
 //! Provenance: everything recorded about one unit (NVRPP), oldest first.
 
+use std::collections::HashMap;
+
 use super::error::RegistryError;
 use super::model::{Event, Group, Nvrpp, Receiver};
 use super::query::{EventFilter, Page, MAX_LIMIT};
@@ -42,21 +44,23 @@ impl Registry {
             }
         }
         events.reverse();
-        events
-            .into_iter()
-            .map(|event| {
-                let receiver = self.receiver(&event.event_receiver_id)?;
-                let completed_groups = event
-                    .completed_group_ids
-                    .iter()
-                    .map(|id| self.group(id))
-                    .collect::<Result<_, _>>()?;
-                Ok(ProvenanceStep {
-                    event,
-                    receiver,
-                    completed_groups,
-                })
-            })
-            .collect()
+        // a group completes again on every later qualifying event: read each one once
+        let mut groups: HashMap<String, Group> = HashMap::new();
+        let mut steps = Vec::with_capacity(events.len());
+        for event in events {
+            let mut completed_groups = Vec::with_capacity(event.completed_group_ids.len());
+            for id in &event.completed_group_ids {
+                if !groups.contains_key(id) {
+                    groups.insert(id.clone(), self.group(id)?);
+                }
+                completed_groups.push(groups[id].clone());
+            }
+            steps.push(ProvenanceStep {
+                receiver: self.receiver(&event.event_receiver_id)?,
+                event,
+                completed_groups,
+            });
+        }
+        Ok(steps)
     }
 }
