@@ -32,26 +32,43 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_source, put_source, delete_source))
 }
 
-/// The CloudEvents webhook handshake on the CloudEvents route.
-#[utoipa::path(options, path = "/api/v1/cloudevents", tag = "ingest",
-    responses((status = 200, description = "The origin in `WebHook-Request-Origin` is allowed"),
-        (status = 204, description = "No origin asked about; the allowed methods")))]
-async fn cloudevents_handshake(headers: HeaderMap) -> Response {
-    handshake(headers).await
+/// Defines `$name`, the CloudEvents webhook handshake (see [`handshake`]) documented at
+/// `$path`: a route needs a handler of its own to be in the OpenAPI document.
+macro_rules! handshake_at {
+    ($(#[$doc:meta])* $name:ident, $path:tt, $tag:tt $(, $params:tt)?) => {
+        $(#[$doc])*
+        #[utoipa::path(options, path = $path, tag = $tag, $(params $params,)?
+            responses((status = 200, description = "The origin in `WebHook-Request-Origin` is allowed"),
+                (status = 204, description = "No origin asked about; the allowed methods")))]
+        pub(super) async fn $name(headers: HeaderMap) -> Response {
+            handshake(headers).await
+        }
+    };
 }
 
-/// The CloudEvents webhook handshake on a webhook source.
-#[utoipa::path(options, path = "/webhook/{id}", tag = "ingest",
-    params(("id" = String, Path, description = "Webhook source id")),
-    responses((status = 200, description = "The origin in `WebHook-Request-Origin` is allowed"),
-        (status = 204, description = "No origin asked about; the allowed methods")))]
-async fn webhook_handshake(headers: HeaderMap) -> Response {
-    handshake(headers).await
-}
+handshake_at!(
+    /// The CloudEvents webhook handshake on the events route.
+    events_handshake,
+    "/api/v1/events",
+    "registry"
+);
+handshake_at!(
+    /// The CloudEvents webhook handshake on the CloudEvents route.
+    cloudevents_handshake,
+    "/api/v1/cloudevents",
+    "ingest"
+);
+handshake_at!(
+    /// The CloudEvents webhook handshake on a webhook source.
+    webhook_handshake,
+    "/webhook/{id}",
+    "ingest",
+    (("id" = String, Path, description = "Webhook source id"))
+);
 
 /// The CloudEvents webhook abuse-protection handshake (CloudEvents HTTP webhook spec, 4):
 /// allows the requesting origin, at any rate.
-pub async fn handshake(headers: HeaderMap) -> Response {
+async fn handshake(headers: HeaderMap) -> Response {
     let allow = [(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"))];
     match headers.get("webhook-request-origin") {
         Some(origin) => (

@@ -19,7 +19,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_receiver, find_receivers))
         .routes(routes!(get_receiver))
-        .routes(routes!(create_event, find_events, events_handshake))
+        .routes(routes!(
+            create_event,
+            find_events,
+            super::ingest_routes::events_handshake
+        ))
         .routes(routes!(get_event))
         .routes(routes!(create_group, find_groups))
         .routes(routes!(get_group, patch_group))
@@ -239,12 +243,4 @@ async fn find_groups(
 /// A `limit` from a query string as [`Page::new`] takes it.
 fn saturating(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-/// The CloudEvents webhook handshake on the events route.
-#[utoipa::path(options, path = "/api/v1/events", tag = "registry",
-    responses((status = 200, description = "The origin in `WebHook-Request-Origin` is allowed"),
-        (status = 204, description = "No origin asked about; the allowed methods")))]
-async fn events_handshake(headers: axum::http::HeaderMap) -> axum::response::Response {
-    super::ingest_routes::handshake(headers).await
 }
