@@ -517,14 +517,7 @@ async fn every_command_has_help_with_an_example() {
 #[tokio::test]
 async fn plugins_are_managed_from_the_command_line() {
     let gw = Gateway::start_with(&[("EPR_ADMIN_TOKEN", "adm")]).await;
-    let wasm = format!(
-        "{}/../plugins/target/wasm32-wasip2/release/webhook_firer.wasm",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    assert!(
-        std::path::Path::new(&wasm).exists(),
-        "{wasm}: build the plugins first (tests/run does)"
-    );
+    let wasm = support::wasm_path("webhook_firer");
     // nothing listens on port 9: the one delivery allowed fails and is dead-lettered
     let grants = json!({"allowed_hosts": ["127.0.0.1:9"], "config": {"url": "http://127.0.0.1:9/"},
         "max_attempts": 1, "subscription": {"types": ["dev.cli"]}})

@@ -382,12 +382,7 @@ async fn a_client_written_as_eprs_python_client_works_unchanged() {
 #[tokio::test]
 async fn plugins_and_their_dead_letters_are_queryable_with_the_admin_token() {
     let gw = Gateway::start_with(&[("EPR_ADMIN_TOKEN", "adm")]).await;
-    let path = format!(
-        "{}/../plugins/target/wasm32-wasip2/release/webhook_firer.wasm",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let wasm = std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e}: build the plugins first (tests/run does)"));
+    let wasm = support::wasm("webhook_firer");
     // nothing listens on port 9: every delivery fails, and one attempt is all it gets
     let grants = json!({"allowed_hosts": ["127.0.0.1:9"], "config": {"url": "http://127.0.0.1:9/"},
         "max_attempts": 1, "subscription": {"types": ["dev.test.graphql"]}});

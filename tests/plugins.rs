@@ -16,18 +16,7 @@ use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use support::{error_of, event_body, Api, Gateway};
-
-/// The bytes of a component built from `plugins/` (crate name with `_`).
-fn wasm(crate_name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../plugins/target/wasm32-wasip2/release/{crate_name}.wasm",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!("{path}: {e}: build the plugins first (tests/run does): cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml")
-    })
-}
+use support::{error_of, event_body, wasm, Api, Gateway};
 
 /// Uploads a component with `grants`, under `name` if given.
 async fn upload(

@@ -38,6 +38,26 @@ pub struct Api {
     pub http: reqwest::Client,
 }
 
+/// The path of a component built from `plugins/` (crate name with `_`); panics, saying how to
+/// build it, when it is missing.
+pub fn wasm_path(crate_name: &str) -> String {
+    let path = format!(
+        "{}/../plugins/target/wasm32-wasip2/release/{crate_name}.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    assert!(
+        Path::new(&path).exists(),
+        "{path} is missing: build the plugins first (tests/run does): cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml"
+    );
+    path
+}
+
+/// The bytes of a component built from `plugins/` (crate name with `_`).
+pub fn wasm(crate_name: &str) -> Vec<u8> {
+    let path = wasm_path(crate_name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
 /// The binary under test.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_epr-gateway")
