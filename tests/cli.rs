@@ -114,6 +114,34 @@ async fn create_receiver(gw: &Gateway, kind: &str) -> String {
     )
 }
 
+/// Starts `tail --json` with `args` against `gw`, in the background.
+fn follow(gw: &Gateway, args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(binary())
+        .arg("tail")
+        .args(args)
+        .arg("--json")
+        .env("EPR_URL", gw.url(""))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("tail starts")
+}
+
+/// The messages a `follow`ed tail printed (it must stop by itself, after its `--count`) and
+/// what it said on stderr.
+async fn followed(tail: tokio::process::Child) -> (Vec<Value>, String) {
+    let output = tokio::time::timeout(Duration::from_secs(30), tail.wait_with_output())
+        .await
+        .expect("tail stops after --count messages")
+        .expect("tail runs");
+    let messages = stdout(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (messages, stderr(&output))
+}
+
 /// `event create` about the unit `UNIT`.
 fn event_args<'a>(description: &'a str, payload: &'a str, receiver: &'a str) -> Vec<&'a str> {
     let mut args = vec!["event", "create"];
@@ -601,23 +629,11 @@ async fn tail_follows_the_log_filtered_by_type_and_provenance_tells_the_story() 
     create_event(&gw, &build, "--success").await;
 
     // tail from now on, only test events: started before the events it must see
-    let mut follower = tokio::process::Command::new(binary());
-    follower
-        .args(["tail", "--type", "dev.test", "--count", "2", "--json"])
-        .env("EPR_URL", gw.url(""))
-        .stdout(std::process::Stdio::piped());
-    let follower = follower.spawn().unwrap();
+    let follower = follow(&gw, &["--type", "dev.test", "--count", "2"]);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let failed = create_event(&gw, &test, "--success=false").await;
     let passed = create_event(&gw, &test, "--success").await;
-    let output = tokio::time::timeout(Duration::from_secs(20), follower.wait_with_output())
-        .await
-        .expect("tail stops after --count messages")
-        .unwrap();
-    let seen: Vec<Value> = stdout(&output)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (seen, _) = followed(follower).await;
     let ids: Vec<&Value> = seen.iter().map(|m| &m["data"]["events"][0]["id"]).collect();
     assert_eq!(ids, [&json!(failed), &json!(passed)], "{seen:?}");
 
@@ -667,27 +683,14 @@ async fn tail_resumes_where_it_left_off_when_the_gateway_restarts() {
     let env = [("EPR_PORT", port.as_str())];
     let mut gw = Gateway::start_in(&data, &env).await;
     let receiver = gw.receiver("dev.build").await;
-    let mut follower = tokio::process::Command::new(binary());
-    follower
-        .args(["tail", "--after", "0", "--count", "3", "--json"])
-        .env("EPR_URL", gw.url(""))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let follower = follower.spawn().unwrap();
+    let follower = follow(&gw, &["--after", "0", "--count", "3"]);
     let before = gw.event(&receiver, "before", true).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     gw.terminate().await;
 
     let gw = Gateway::start_in(&data, &env).await;
     let after = gw.event(&receiver, "after", true).await;
-    let output = tokio::time::timeout(Duration::from_secs(30), follower.wait_with_output())
-        .await
-        .expect("tail gets its three messages")
-        .unwrap();
-    let seen: Vec<Value> = stdout(&output)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (seen, errors) = followed(follower).await;
     let events: Vec<&Value> = seen[1..]
         .iter()
         .map(|m| &m["data"]["events"][0]["id"])
@@ -698,9 +701,5 @@ async fn tail_resumes_where_it_left_off_when_the_gateway_restarts() {
         [&json!(before), &json!(after)],
         "none lost, none twice"
     );
-    assert!(
-        stderr(&output).contains("resuming after 2"),
-        "{}",
-        stderr(&output)
-    );
+    assert!(errors.contains("resuming after 2"), "{errors}");
 }
