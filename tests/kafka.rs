@@ -427,18 +427,18 @@ async fn a_broker_that_hangs_under_load_gets_every_acknowledged_message_when_it_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_restarted_under_load_gets_every_message_it_had_not_acknowledged() {
+async fn a_broker_restarted_empty_under_load_gets_every_message_it_had_not_acknowledged() {
     let mut broker = Broker::start().await;
     let gw = gateway(&broker, &[], None).await;
     let receiver = gw.receiver("dev.chaos").await;
     let (stop, load) = load(&gw, &receiver);
     tokio::time::sleep(Duration::from_millis(700)).await;
     broker.stop().await;
-    // Tansu keeps its topics in memory: what it had acknowledged before now is gone with it;
-    // whatever the gateway stored from now on must reach the new broker
+    // the broker comes back without its storage: what it had acknowledged before now is gone
+    // with it; whatever the gateway stored from now on must reach the new broker
     let died = ulid::Ulid::new().timestamp_ms();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    broker.restart().await;
+    broker.restart_empty().await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     stop.send_replace(true);
     let acked = load.await.unwrap();
@@ -536,4 +536,99 @@ async fn an_oversized_payload_is_relayed_as_a_reference() {
     assert_eq!(record.1["epr_payload_ref"], reference);
     let (status, _) = gw.get(&format!("/api/v1/events/{id}")).await;
     assert_eq!(status, StatusCode::OK, "the reference resolves");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restarted_with_its_storage_under_load_has_every_acknowledged_event() {
+    let mut broker = Broker::start().await;
+    let gw = gateway(&broker, &[], None).await;
+    let receiver = gw.receiver("dev.chaos").await;
+    let (stop, load) = load(&gw, &receiver);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    broker.stop().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    broker.restart().await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.send_replace(true);
+    let acked = load.await.unwrap();
+    assert!(acked.len() > 50, "{} acknowledged", acked.len());
+    let (distinct, duplicates) = delivered(
+        &broker,
+        &acked,
+        "every event acknowledged, before, during and after the restart",
+    )
+    .await;
+    println!("broker restarted with its storage under load: {} acknowledged, all delivered; {distinct} distinct, {duplicates} duplicates", acked.len());
+}
+
+/// An event body for `receiver` whose payload is `{"deep": [[[...1...]]], "pad": "xxx..."}`
+/// with `depth` levels of arrays (as text: serde_json would not parse it back past 128).
+fn deep_event(receiver: &str, depth: usize) -> String {
+    let mut body = event_body(receiver, "app", true, json!("PAYLOAD")).to_string();
+    let payload = format!(
+        r#"{{"deep":{}1{},"pad":"{}"}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth),
+        "x".repeat(3000)
+    );
+    body = body.replace(r#""PAYLOAD""#, &payload);
+    body
+}
+
+#[tokio::test]
+async fn a_deep_oversized_payload_is_relayed_and_a_deeper_one_refused_with_nothing_stored() {
+    let broker = Broker::start().await;
+    let gw = gateway(
+        &broker,
+        &[
+            // small enough that the deep payload's message must become a reference
+            ("EPR_MAX_MESSAGE_BYTES", "2000".into()),
+            ("EPR_PUBLIC_URL", "https://epr.example.com".into()),
+        ],
+        None,
+    )
+    .await;
+    let collector = Collector::start(&broker.address);
+    let receiver = gw.receiver("dev.deep").await;
+    let before = gw.last_sequence().await;
+    // too deep to be rendered later by every reader: refused with the limit named
+    let (status, answer) = gw
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/events",
+            Some(deep_event(&receiver, 200)),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let error = support::error_of(&answer);
+    assert!(
+        error.contains("nested 201 levels deep") && error.contains("limit is 64"),
+        "{error}"
+    );
+    assert_eq!(gw.last_sequence().await, before, "nothing stored or logged");
+    // as deep as allowed, and larger than a message may be: relayed as a reference
+    let (status, answer) = gw
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/events",
+            Some(deep_event(&receiver, 63)),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let id = answer["data"].as_str().expect("id").to_owned();
+    let record = collector
+        .wait(30, "the deep event's message", |c| {
+            c.iter()
+                .find(|r| r.message.id == id)
+                .map(|r| r.value.clone())
+        })
+        .await;
+    assert_eq!(
+        record["payload_ref"],
+        format!("https://epr.example.com/api/v1/events/{id}")
+    );
+    let (_, ready) = gw.get("/healthz/readiness").await;
+    assert_eq!(ready["kafka"]["stuck_at_sequence"], Value::Null, "{ready}");
 }

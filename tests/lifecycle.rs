@@ -198,7 +198,7 @@ async fn silent_slow_and_idle_connections_are_closed_after_the_header_timeout() 
         .await
         .unwrap();
     let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    idle.write_all(b"GET /healthz/liveness HTTP/1.1\r\nHost: x\r\n\r\n")
+    idle.write_all(b"GET /healthz/liveness HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
     assert!(closed(silent).await.is_empty());

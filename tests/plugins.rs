@@ -340,7 +340,8 @@ async fn the_rules_watcher_emits_an_event_linked_to_its_cause() {
     install(
         &gw,
         "rules",
-        json!({"config": {"rules": rules.to_string()}}),
+        json!({"config": {"rules": rules.to_string()}, "capabilities": ["emit-event"],
+            "emit_receivers": [alerts]}),
         None,
     )
     .await;
@@ -378,7 +379,8 @@ async fn a_watcher_reacting_to_its_own_output_stops_at_the_chain_limit() {
     install(
         &gw,
         "rules",
-        json!({"config": {"rules": rules.to_string()}, "max_attempts": 1}),
+        json!({"config": {"rules": rules.to_string()}, "max_attempts": 1,
+            "capabilities": ["emit-event"], "emit_receivers": [echo]}),
         None,
     )
     .await;
@@ -668,13 +670,13 @@ async fn misbehaving_watchers_fail_only_themselves() {
         ("loop", "CPU time limit of 200 ms exceeded"),
         ("memory", "memory limit of 16 MiB exceeded"),
         ("trap", "unreachable"),
-        ("forbidden-host", "host example.com is not allowed"),
+        ("forbidden-host", "host example.com port 80 is not allowed"),
         ("file", "cannot read /etc/passwd"),
         ("env", "cannot read HOME"),
     ];
     for (mode, _) in modes.iter().chain([("huge-log", "")].iter()) {
         let grants = json!({"config": {"mode": mode}, "cpu_ms": 200, "memory_mib": 16,
-            "max_attempts": 1});
+            "max_attempts": 1, "allowed_hosts": ["allowed.example"]});
         install(
             &gw,
             "hostile_watcher",
@@ -920,7 +922,8 @@ async fn the_sbom_generator_emits_a_valid_cyclonedx_bom() {
     install(
         &gw,
         "sbom_generator",
-        json!({"config": {"receiver_id": sboms}}),
+        json!({"config": {"receiver_id": sboms}, "capabilities": ["emit-event"],
+            "emit_receivers": [sboms]}),
         None,
     )
     .await;

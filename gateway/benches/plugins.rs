@@ -71,15 +71,14 @@ fn plugin_calls(c: &mut Criterion) {
         registry: Arc::new(Registry::new(store).unwrap()),
         http: reqwest::Client::new(),
         runtime: runtime.handle().clone(),
+        kv_usage: Default::default(),
     });
-    let granted = Arc::new(Granted {
-        grants: Grants::default(),
-        capabilities: Vec::new(),
-    });
+    let granted = Arc::new(Granted::new(Grants::default(), &[]));
     let access = || HostAccess {
         services: services.clone(),
         granted: granted.clone(),
         cause: event.id.clone(),
+        emitted: 0,
     };
 
     let mut group = c.benchmark_group("call on a 1 KiB event");

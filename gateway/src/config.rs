@@ -82,6 +82,25 @@ pub struct ServeConfig {
     /// Seconds to let requests in flight finish after SIGINT/SIGTERM.
     #[arg(long, env = "EPR_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+
+    /// Most connections open at once; further ones get a 503 and are closed.
+    #[arg(long, env = "EPR_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Most event streams (`GET /api/v1/stream`) open at once; further ones get a 503.
+    #[arg(long, env = "EPR_MAX_STREAMS", default_value_t = 64)]
+    pub max_streams: usize,
+
+    /// Host names the gateway answers to (comma-separated; `*` for any), beyond IP addresses,
+    /// `localhost` and the host of EPR_PUBLIC_URL: a request naming another host in its `Host`
+    /// header gets a 421 (this stops DNS rebinding).
+    #[arg(long, env = "EPR_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
+    /// Allow listening on a non-loopback address without an admin token (anyone who can reach
+    /// the port may then manage receivers, groups and plugins).
+    #[arg(long, env = "EPR_INSECURE")]
+    pub insecure: bool,
 }
 
 /// The optional TOML configuration file.
@@ -104,6 +123,12 @@ pub enum ConfigError {
         /// Why.
         source: std::io::Error,
     },
+    /// A token is set but empty.
+    #[error("{0} is set but empty: an empty token is not \"no auth\"; unset it to leave those calls open, or give it a value")]
+    EmptyToken(&'static str),
+    /// A non-loopback address without an admin token.
+    #[error("refusing to listen on {0} without an admin token: anyone who can reach it could upload plugins and change receivers and groups. Set EPR_ADMIN_TOKEN, listen on 127.0.0.1, or pass --insecure (EPR_INSECURE=true) to accept that")]
+    OpenToTheNetwork(IpAddr),
     /// It is not valid.
     #[error("invalid config file {path}: {source}")]
     Parse {
@@ -144,6 +169,24 @@ impl ServeConfig {
             path: path.clone(),
             source,
         })
+    }
+
+    /// The tokens, checked: a token set to an empty (or blank) value is an error, and so is a
+    /// non-loopback address without an admin token unless `--insecure` is given.
+    pub fn tokens(&self) -> Result<(Option<String>, Option<String>), ConfigError> {
+        let token = |value: &Option<String>, name| match value {
+            Some(t) if t.trim().is_empty() => Err(ConfigError::EmptyToken(name)),
+            other => Ok(other.clone()),
+        };
+        let admin = token(&self.admin_token, "EPR_ADMIN_TOKEN (--admin-token)")?;
+        let ingest = token(&self.ingest_token, "EPR_INGEST_TOKEN (--ingest-token)")?;
+        if admin.is_none() && !self.host.is_loopback() {
+            if !self.insecure {
+                return Err(ConfigError::OpenToTheNetwork(self.host));
+            }
+            tracing::warn!(host = %self.host, "listening on a non-loopback address WITHOUT an admin token (--insecure): anyone who can reach this port can manage receivers, groups and plugins");
+        }
+        Ok((admin, ingest))
     }
 
     /// Header-read timeout.

@@ -11,12 +11,15 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::PrometheusHandle;
 use thiserror::Error;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Semaphore};
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
 use crate::config::{ConfigError, ServeConfig};
+use crate::http::guard::AllowedHosts;
 use crate::http::{self, AppState, Limits, Shared, Tokens};
 use crate::ingest::sources::{SourceError, WebhookSources};
 use crate::plugins::{PluginError, PluginHost};
@@ -64,6 +67,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let started = Instant::now();
+    let (admin_token, ingest_token) = config.tokens()?;
     let file = config.file()?;
     let store = Arc::new(SledStore::open(&config.data_dir)?);
     let registry = Arc::new(Registry::new(store.clone() as Arc<dyn Store>)?);
@@ -91,13 +95,16 @@ pub async fn serve(
     let state = AppState(Arc::new(Shared {
         registry,
         tokens: Tokens {
-            admin: config.admin_token.clone().filter(|t| !t.is_empty()),
-            ingest: config.ingest_token.clone().filter(|t| !t.is_empty()),
+            admin: admin_token,
+            ingest: ingest_token,
         },
         limits: Limits {
             max_body_bytes: config.max_body_bytes,
             body_timeout: config.body_timeout(),
+            max_streams: config.max_streams,
         },
+        hosts: AllowedHosts::new(&config.allowed_hosts, config.public_url.as_deref()),
+        streams: Arc::new(tokio::sync::Semaphore::new(config.max_streams)),
         metrics,
         data_dir: config.data_dir.clone(),
         started,
@@ -117,6 +124,7 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout());
     let graceful = GracefulShutdown::new();
+    let connections = Arc::new(Semaphore::new(config.max_connections));
 
     println!("epr-gateway listening on http://{local}");
     tracing::info!(%local, data_dir = %config.data_dir.display(), "serving");
@@ -125,6 +133,10 @@ pub async fn serve(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    let Ok(permit) = connections.clone().try_acquire_owned() else {
+                        tokio::spawn(refuse_connection(stream));
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     let conn = builder.serve_connection(TokioIo::new(stream), service.clone());
                     let conn = graceful.watch(conn);
@@ -132,6 +144,7 @@ pub async fn serve(
                         if let Err(e) = conn.await {
                             tracing::debug!(error = %e, "connection ended with an error");
                         }
+                        drop(permit);
                     });
                 }
                 Err(e) => {
@@ -164,3 +177,22 @@ pub async fn serve(
     tracing::info!("store flushed; bye");
     Ok(())
 }
+
+/// Answers a connection beyond `EPR_MAX_CONNECTIONS` with a 503 and closes it (within a second,
+/// whatever the client does).
+async fn refuse_connection(mut stream: TcpStream) {
+    metrics::counter!(METRIC_CONNECTIONS_REFUSED).increment(1);
+    const BODY: &str = r#"{"data":null,"errors":["service unavailable: too many open connections (EPR_MAX_CONNECTIONS); try again"]}"#;
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let write = async {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), write).await;
+}
+
+/// Metric: connections refused because `EPR_MAX_CONNECTIONS` were open.
+pub const METRIC_CONNECTIONS_REFUSED: &str = "epr_http_connections_refused_total";

@@ -173,7 +173,8 @@ impl Api {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    /// POST `body` as is, with `headers`.
+    /// POST `body` as is, with `headers` (`Content-Type: application/json` unless they name
+    /// one).
     pub async fn post_with(
         &self,
         path: &str,
@@ -181,6 +182,12 @@ impl Api {
         body: &str,
     ) -> (StatusCode, Value) {
         let mut request = self.http.post(self.url(path)).body(body.to_owned());
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+        {
+            request = request.header("content-type", "application/json");
+        }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -397,9 +404,13 @@ pub fn error_of(answer: &Value) -> String {
     errors[0].as_str().expect("string").to_owned()
 }
 
-/// A Tansu broker (Kafka protocol, in-memory storage) on a loopback port; killed when dropped.
+/// A Tansu broker (Kafka protocol) on a loopback port, storing in SQLite in a directory of its
+/// own, so that it keeps every record it acknowledged (tests/run checks that first, with
+/// tests/python/broker_selfcheck.py); killed when dropped.
 pub struct Broker {
     child: Option<Child>,
+    /// Where its storage lives.
+    dir: tempfile::TempDir,
     /// `127.0.0.1:PORT`.
     pub address: String,
 }
@@ -421,15 +432,17 @@ impl Broker {
             .port();
         Broker {
             child: None,
+            dir: tempfile::tempdir().expect("a directory for the broker"),
             address: format!("127.0.0.1:{port}"),
         }
     }
 
-    /// (Re)starts the broker on its address (its in-memory topics start empty).
+    /// (Re)starts the broker on its address, with everything it stored before.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let tansu = std::env::var("EPR_TEST_TANSU")
-            .expect("EPR_TEST_TANSU names the tansu binary (tests/run installs it)");
+        let tansu = std::env::var("EPR_TEST_TANSU").expect(
+            "EPR_TEST_TANSU names the tansu binary built with SQLite storage (tests/run installs it)",
+        );
         let url = format!("tcp://{}", self.address);
         let child = Command::new(&tansu)
             .args([
@@ -439,8 +452,9 @@ impl Broker {
                 "--advertised-listener-url",
                 &url,
                 "--storage-engine",
-                "memory://tansu/",
+                "sqlite://tansu.db",
             ])
+            .current_dir(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -454,6 +468,18 @@ impl Broker {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("tansu did not listen on {}", self.address);
+    }
+
+    /// Restarts the broker without its storage: it comes back empty, as a broker that lost its
+    /// disk (or ran in memory) does.
+    pub async fn restart_empty(&mut self) {
+        self.stop().await;
+        for entry in std::fs::read_dir(self.dir.path()).expect("broker directory") {
+            let path = entry.expect("entry").path();
+            std::fs::remove_file(&path)
+                .unwrap_or_else(|e| panic!("cannot remove {}: {e}", path.display()));
+        }
+        self.restart().await;
     }
 
     /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) the broker: a broker that hangs, then recovers

@@ -15,8 +15,9 @@ use resolvers::{Mutation, Query};
 
 /// Deepest query accepted.
 pub const MAX_DEPTH: usize = 8;
-/// Largest query complexity accepted (one per field).
-pub const MAX_COMPLEXITY: usize = 200;
+/// Largest query complexity accepted: one per field, a list's fields counted once per item it
+/// may return (its `limit`, 100 by default): e.g. 100 events of 10 fields cost 1,000.
+pub const MAX_COMPLEXITY: usize = 5_000;
 
 /// The gateway's GraphQL schema.
 pub type EprSchema = Schema<Query, Mutation, EmptySubscription>;

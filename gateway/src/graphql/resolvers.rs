@@ -13,7 +13,7 @@ use super::types::{
 use super::Caller;
 use crate::plugins::PluginHost;
 use crate::registry::model::Nvrpp;
-use crate::registry::query::Page;
+use crate::registry::query::{Page, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::registry::Registry;
 
 fn registry<'a>(ctx: &Context<'a>) -> &'a Arc<Registry> {
@@ -23,6 +23,15 @@ fn registry<'a>(ctx: &Context<'a>) -> &'a Arc<Registry> {
 /// The GraphQL objects of `items`.
 fn objects<T, O: From<T>>(items: Vec<T>) -> Vec<O> {
     items.into_iter().map(O::from).collect()
+}
+
+/// The complexity of a list field: what one item costs times the items it may return, so that
+/// aliases cannot multiply large pages past [`super::MAX_COMPLEXITY`].
+fn list_cost(limit: Option<i32>, child_complexity: usize) -> usize {
+    let items = limit.map_or(DEFAULT_LIMIT, |l| {
+        usize::try_from(l).unwrap_or(1).clamp(1, MAX_LIMIT)
+    });
+    items.saturating_mul(child_complexity.max(1))
 }
 
 /// `limit` and `after`, checked as the REST API checks them.
@@ -59,6 +68,7 @@ impl Query {
     }
 
     /// Events whose given fields are all equal to the filter's, newest first.
+    #[graphql(complexity = "list_cost(limit, child_complexity)")]
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -71,6 +81,7 @@ impl Query {
     }
 
     /// Receivers whose given fields are all equal to the filter's, newest first.
+    #[graphql(complexity = "list_cost(limit, child_complexity)")]
     async fn event_receivers(
         &self,
         ctx: &Context<'_>,
@@ -83,6 +94,7 @@ impl Query {
     }
 
     /// Groups whose given fields are all equal to the filter's, newest first.
+    #[graphql(complexity = "list_cost(limit, child_complexity)")]
     async fn event_receiver_groups(
         &self,
         ctx: &Context<'_>,
@@ -97,6 +109,11 @@ impl Query {
 
     /// Everything recorded about one unit, oldest first: each event with its receiver and the
     /// groups it completed (beyond EPR).
+    #[graphql(complexity = "list_cost(limit, child_complexity)")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each GraphQL argument is a parameter"
+    )]
     async fn provenance(
         &self,
         ctx: &Context<'_>,
@@ -105,6 +122,8 @@ impl Query {
         release: String,
         platform_id: String,
         package: String,
+        #[graphql(desc = "Most events returned (the unit's latest ones), 1 to 1000; default 100")]
+        limit: Option<i32>,
     ) -> Result<Vec<ProvenanceStepObject>> {
         let nvrpp = Nvrpp {
             name,
@@ -113,7 +132,7 @@ impl Query {
             platform_id,
             package,
         };
-        let steps = registry(ctx).provenance(&nvrpp)?;
+        let steps = registry(ctx).provenance(&nvrpp, page(limit, None)?.limit)?;
         Ok(objects(steps))
     }
 

@@ -73,6 +73,9 @@ impl ApiError {
             ApiError::Registry(e @ RegistryError::Refused { .. }) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
             }
+            ApiError::Registry(e @ RegistryError::Conflict(_)) => {
+                (StatusCode::CONFLICT, e.to_string())
+            }
             ApiError::Registry(RegistryError::Store(e)) => {
                 tracing::error!(error = %e, "request failed in the store");
                 (

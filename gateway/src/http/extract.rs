@@ -3,22 +3,34 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
 use super::envelope::ApiError;
-use super::AppState;
+use super::{AppState, Tokens};
 
-/// A request body within the size limit (413 in the envelope beyond it).
+/// A request body within the size limit (413 in the envelope beyond it) that arrived whole
+/// within the body deadline (408 otherwise: a deadline for the whole body, not an idle timer
+/// that each byte would reset).
 pub struct RawBody(pub Bytes);
 
 impl FromRequest<AppState> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        Bytes::from_request(req, state)
+        let deadline = state.limits.body_timeout;
+        tokio::time::timeout(deadline, Bytes::from_request(req, state))
             .await
+            .map_err(|_| {
+                ApiError::Status(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "request timeout: the body did not arrive within {} s",
+                        deadline.as_secs_f64()
+                    ),
+                )
+            })?
             .map(RawBody)
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -80,7 +92,9 @@ impl FromRequestParts<AppState> for AdminAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match &state.tokens.admin {
             None => Ok(AdminAuth),
-            Some(admin) => bearer_matches(parts, &[admin], "the admin token").map(|_| AdminAuth),
+            Some(admin) => {
+                bearer_matches(&parts.headers, &[admin], "the admin token").map(|_| AdminAuth)
+            }
         }
     }
 }
@@ -89,24 +103,31 @@ impl FromRequestParts<AppState> for IngestAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let tokens = &state.tokens;
-        match (&tokens.ingest, &tokens.admin) {
-            (None, _) => Ok(IngestAuth),
-            (Some(ingest), None) => {
-                bearer_matches(parts, &[ingest], "the ingest token").map(|_| IngestAuth)
-            }
+        state
+            .tokens
+            .ingest_allowed(&parts.headers)
+            .map(|_| IngestAuth)
+    }
+}
+
+impl Tokens {
+    /// Whether `headers` carry what posting events needs: nothing without an ingest token,
+    /// else the ingest (or admin) token.
+    pub fn ingest_allowed(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        match (&self.ingest, &self.admin) {
+            (None, _) => Ok(()),
+            (Some(ingest), None) => bearer_matches(headers, &[ingest], "the ingest token"),
             (Some(ingest), Some(admin)) => {
-                bearer_matches(parts, &[ingest, admin], "the ingest token").map(|_| IngestAuth)
+                bearer_matches(headers, &[ingest, admin], "the ingest token")
             }
         }
     }
 }
 
 /// Checks `Authorization: Bearer <token>` against `accepted`, in constant time per token.
-fn bearer_matches(parts: &Parts, accepted: &[&String], which: &str) -> Result<(), ApiError> {
+fn bearer_matches(headers: &HeaderMap, accepted: &[&String], which: &str) -> Result<(), ApiError> {
     let unauthorized = |msg: String| ApiError::Status(StatusCode::UNAUTHORIZED, msg);
-    let given = parts
-        .headers
+    let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLResponse;
 use axum::response::Html;
 use axum::Extension;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::envelope::ApiError;
-use super::extract::{AdminAuth, IngestAuth};
+use super::extract::{AdminAuth, IngestAuth, JsonBody};
 use super::AppState;
 use crate::graphql::{self, Caller, EprSchema};
 use crate::plugins::PluginHost;
@@ -25,7 +25,8 @@ pub fn routes(registry: Arc<Registry>, plugins: Arc<PluginHost>) -> OpenApiRoute
         .layer(Extension(graphql::schema(registry, plugins)))
 }
 
-/// Runs a GraphQL request against EPR's schema; always 200, errors in `errors[]`.
+/// Runs a GraphQL request against EPR's schema; 200 with errors in `errors[]` (the body is
+/// read within the body limit and deadline, like every other; malformed JSON is a 400).
 #[utoipa::path(post, path = "/api/v1/graphql/query", tag = "graphql", security((), ("bearer" = [])),
     request_body(content = Object, description = "`{\"query\": ..., \"variables\": {...}}`"),
     responses((status = 200, description = "`{\"data\": ..., \"errors\": [...]}`", body = Object)))]
@@ -33,16 +34,13 @@ async fn query(
     Extension(schema): Extension<EprSchema>,
     admin: Result<AdminAuth, ApiError>,
     ingest: Result<IngestAuth, ApiError>,
-    request: GraphQLRequest,
+    JsonBody(request): JsonBody<async_graphql::Request>,
 ) -> GraphQLResponse {
     let caller = Caller {
         admin: admin.is_ok(),
         ingest: ingest.is_ok(),
     };
-    schema
-        .execute(request.into_inner().data(caller))
-        .await
-        .into()
+    schema.execute(request.data(caller)).await.into()
 }
 
 /// The GraphiQL page.

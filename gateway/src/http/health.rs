@@ -9,6 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use crate::bus::log_stream;
 use crate::telemetry;
 
 /// The routes of this module.
@@ -36,25 +37,33 @@ fn kafka(state: &AppState) -> serde_json::Value {
         .map_or(serde_json::Value::Null, |relay| relay.report(durable))
 }
 
-/// 200 when the store can be read and its writer runs, else 503 saying what is wrong. The
-/// broker's state is reported but does not make the gateway unready: events are still taken
-/// and kept in the log until the broker is back.
-/// The store can be read and written (and the broker reached, when one is configured).
+/// 200 when the store can be read and its writer runs and flushes, else 503 saying what is
+/// wrong. The broker's state (and a relay stuck at an entry) and log readers held at an entry
+/// are reported but do not make the gateway unready: events are still taken and kept in the
+/// log.
 #[utoipa::path(get, path = "/healthz/readiness", tag = "health",
     responses((status = 200, description = "Ready", body = Object),
         (status = 503, description = "Not ready, and why", body = Object)))]
 async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
     let kafka = kafka(&state);
+    let log = log_readers();
     match state.registry.store().check() {
         Ok(()) => (
             StatusCode::OK,
-            Json(json!({"status": "ready", "store": "ok", "kafka": kafka})),
+            Json(json!({"status": "ready", "store": "ok", "kafka": kafka, "log": log})),
         ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "store": e.to_string(), "kafka": kafka})),
+            Json(
+                json!({"status": "not ready", "store": e.to_string(), "kafka": kafka, "log": log}),
+            ),
         ),
     }
+}
+
+/// The log's readers that are held at an entry they cannot render (never skipped).
+fn log_readers() -> serde_json::Value {
+    json!({"readers_stuck": log_stream::readers_stuck()})
 }
 
 /// Version, uptime, store size, log position and the Kafka relay's state.
@@ -67,7 +76,7 @@ async fn status(State(state): State<AppState>) -> impl IntoResponse {
         "status": if store.check().is_ok() { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
-        "log": {"last_sequence": last_seq},
+        "log": {"last_sequence": last_seq, "readers_stuck": log_stream::readers_stuck()},
         "store": {
             "data_dir": state.data_dir.display().to_string(),
             "size_on_disk_bytes": store.size_on_disk().ok(),

@@ -18,7 +18,7 @@ use crate::ingest::cdevent::CdEvent;
 use crate::ingest::cloudevent::{AttributeError, CloudEvent};
 use crate::ingest::http_binding::{self, BindingError, Carried};
 use crate::ingest::mapping;
-use crate::ingest::signature;
+use crate::ingest::signature::{self, Scheme};
 use crate::ingest::sources::{Accept, SourceView, WebhookSource};
 use crate::registry::ingest::Ingested;
 use crate::registry::port::Committed;
@@ -192,7 +192,7 @@ async fn post_cloudevents(
         (status = 200, description = "A duplicate: the stored event's id", body = Envelope<Object>),
         (status = 202, description = "A transform plugin dropped the event", body = Envelope<Option<String>>),
         (status = 400, description = "Not a valid event", body = ErrorBody),
-        (status = 401, description = "The signature is missing or wrong", body = ErrorBody),
+        (status = 401, description = "The signature (or, when one is set, the ingest token) is missing or wrong", body = ErrorBody),
         (status = 404, description = "No such webhook source", body = ErrorBody)))]
 async fn post_webhook(
     State(state): State<AppState>,
@@ -206,12 +206,7 @@ async fn post_webhook(
             format!("not found: no webhook source {id}"),
         )
     })?;
-    signature::verify(
-        source.signature,
-        source.secret.as_deref().unwrap_or_default(),
-        &headers,
-        &body,
-    )?;
+    authorized(&state, &source, &headers, &body)?;
     let kept = source.kept_headers(&headers);
     let path = format!("/webhook/{id}");
     match source.accept {
@@ -226,6 +221,36 @@ async fn post_webhook(
                 .map_err(ApiError::invalid)?;
             Ok(stored(state.registry.ingest(item).await?))
         }
+    }
+}
+
+/// Whether a webhook request may be stored: a source that requires a signature takes its
+/// signature or the ingest token (for senders that cannot sign); one that does not takes
+/// anything while no ingest token is set, and the ingest token once one is.
+fn authorized(
+    state: &AppState,
+    source: &WebhookSource,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    if source.signature == Scheme::None {
+        return state.tokens.ingest_allowed(headers);
+    }
+    let signed = signature::verify(
+        source.signature,
+        source.secret.as_deref().unwrap_or_default(),
+        headers,
+        body,
+    );
+    match signed {
+        Ok(()) => Ok(()),
+        Err(e) if state.tokens.ingest.is_some() && headers.contains_key(header::AUTHORIZATION) => {
+            state
+                .tokens
+                .ingest_allowed(headers)
+                .map_err(|_| ApiError::from(e))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod envelope;
 pub mod extract;
 mod graphql_routes;
+pub mod guard;
 mod health;
 mod ingest_routes;
 mod observe;
@@ -21,7 +22,6 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::{Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
-use tower_http::timeout::RequestBodyTimeoutLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -55,8 +55,10 @@ impl std::fmt::Debug for Tokens {
 pub struct Limits {
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
-    /// Longest time to receive a request body.
+    /// Longest time to receive a request body (a deadline for the whole body).
     pub body_timeout: Duration,
+    /// Most event streams open at once.
+    pub max_streams: usize,
 }
 
 /// What every handler can reach.
@@ -83,6 +85,10 @@ pub struct Shared {
     pub relay: Option<Arc<RelayStatus>>,
     /// The plugins.
     pub plugins: Arc<PluginHost>,
+    /// The host names requests may name.
+    pub hosts: guard::AllowedHosts,
+    /// Permits for open event streams (at most `limits.max_streams`).
+    pub streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// Cheap-to-clone handle on [`Shared`].
@@ -104,9 +110,12 @@ pub fn router(state: AppState) -> Router {
         .layer(Extension(openapi::Rendered::new(&document)))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.hosts.clone(),
+            guard::browsers,
+        ))
         .layer(axum::middleware::from_fn(observe::record))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
         .with_state(state)
 }
 

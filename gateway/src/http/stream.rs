@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
@@ -15,6 +15,7 @@ use super::envelope::ApiError;
 use super::extract::Params;
 use super::AppState;
 use crate::bus::log_stream;
+use crate::registry::message::Message;
 
 /// The routes of this module.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -38,7 +39,8 @@ struct StreamParams {
 #[utoipa::path(get, path = "/api/v1/stream", tag = "stream",
     params(StreamParams, ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this sequence number")),
     responses((status = 200, description = "The stream", body = String, content_type = "text/event-stream"),
-        (status = 400, description = "A malformed parameter", body = super::envelope::ErrorBody)))]
+        (status = 400, description = "A malformed parameter", body = super::envelope::ErrorBody),
+        (status = 503, description = "Too many streams are open (EPR_MAX_STREAMS)", body = super::envelope::ErrorBody)))]
 async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -52,10 +54,21 @@ async fn stream(
             .ok_or_else(|| ApiError::invalid("Last-Event-ID must be a log sequence number"))?,
         None => params.after.unwrap_or(0),
     };
+    let permit = state.streams.clone().try_acquire_owned().map_err(|_| {
+        ApiError::Status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "service unavailable: {} event streams are open, the most allowed (EPR_MAX_STREAMS); try again later",
+                state.limits.max_streams
+            ),
+        )
+    })?;
     let prefix = params.type_prefix.unwrap_or_default();
-    let messages = log_stream::follow(state.registry.clone(), after, state.shutdown.clone())
-        .filter(move |(_, message)| std::future::ready(message.kind.starts_with(&prefix)))
-        .map(|(seq, message)| {
+    let keep = move |message: &Message| message.kind.starts_with(&prefix);
+    let messages = log_stream::follow(state.registry.clone(), after, state.shutdown.clone(), keep)
+        .map(move |(seq, message)| {
+            // held as long as the stream is open
+            let _open = &permit;
             let data = serde_json::to_string(&message).unwrap_or_default();
             Ok(Event::default().id(seq.to_string()).data(one_line(data)))
         });

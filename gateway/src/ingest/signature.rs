@@ -6,10 +6,16 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 use thiserror::Error;
 
 /// How far a Standard Webhooks timestamp may be from now, in seconds.
 const TOLERANCE_SECS: i64 = 300;
+/// Signatures looked at in one `webhook-signature` header (senders rotating keys send two or
+/// three); the rest are ignored.
+const MAX_SIGNATURES: usize = 8;
+/// Longest base64 signature looked at (an HMAC-SHA256 is 44 characters).
+const MAX_SIGNATURE_CHARS: usize = 128;
 
 /// The signature a webhook source requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -20,8 +26,8 @@ pub enum Scheme {
     None,
     /// `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`.
     Github,
-    /// Standard Webhooks: `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`; a `whsec_` secret
-    /// is base64 of the key.
+    /// Standard Webhooks: `v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`; the secret is
+    /// the base64 of the key, optionally prefixed with `whsec_`.
     StandardWebhooks,
 }
 
@@ -65,6 +71,9 @@ pub fn verify(
             let hex_sig = given
                 .strip_prefix("sha256=")
                 .ok_or(SignatureError::Mismatch)?;
+            if hex_sig.len() != 64 {
+                return Err(SignatureError::Mismatch);
+            }
             let bytes = hex::decode(hex_sig).map_err(|_| SignatureError::Mismatch)?;
             let mut mac = mac(secret.as_bytes());
             mac.update(body);
@@ -80,25 +89,24 @@ pub fn verify(
                 return Err(SignatureError::Stale);
             }
             let b64 = base64::engine::general_purpose::STANDARD;
-            let key = match secret.strip_prefix("whsec_") {
-                Some(encoded) => b64.decode(encoded).map_err(|_| SignatureError::Mismatch)?,
-                None => secret.as_bytes().to_vec(),
-            };
-            let matches = signatures.split_whitespace().any(|candidate| {
-                let Some(encoded) = candidate.strip_prefix("v1,") else {
-                    return false;
-                };
-                let Ok(bytes) = b64.decode(encoded) else {
-                    return false;
-                };
-                let mut mac = mac(&key);
-                mac.update(id.as_bytes());
-                mac.update(b".");
-                mac.update(timestamp.as_bytes());
-                mac.update(b".");
-                mac.update(body);
-                mac.verify_slice(&bytes).is_ok()
-            });
+            let key = standard_webhooks_key(secret).map_err(|_| SignatureError::Mismatch)?;
+            let mut mac = mac(&key);
+            mac.update(id.as_bytes());
+            mac.update(b".");
+            mac.update(timestamp.as_bytes());
+            mac.update(b".");
+            mac.update(body);
+            let expected = mac.finalize().into_bytes();
+            // computed once; at most MAX_SIGNATURES entries are compared, each in constant time
+            let matches = signatures
+                .split_whitespace()
+                .take(MAX_SIGNATURES)
+                .filter_map(|candidate| candidate.strip_prefix("v1,"))
+                .filter(|encoded| encoded.len() <= MAX_SIGNATURE_CHARS)
+                .filter_map(|encoded| b64.decode(encoded).ok())
+                .fold(false, |found, given| {
+                    found | bool::from(expected.as_slice().ct_eq(&given))
+                });
             if matches {
                 Ok(())
             } else {
@@ -106,6 +114,13 @@ pub fn verify(
             }
         }
     }
+}
+
+/// The key of a Standard Webhooks secret: the base64 after an optional `whsec_` prefix, as the
+/// Standard Webhooks reference libraries (and the `webhook-firer` plugin) read it.
+pub fn standard_webhooks_key(secret: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
 }
 
 /// The GitHub-style header value for `body` (for clients and tests).

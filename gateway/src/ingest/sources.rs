@@ -145,6 +145,15 @@ impl WebhookSource {
                 self.id, self.signature
             )));
         }
+        if self.signature == Scheme::StandardWebhooks {
+            let secret = self.secret.as_deref().unwrap_or_default();
+            if let Err(e) = super::signature::standard_webhooks_key(secret) {
+                return Err(SourceError::Invalid(format!(
+                    "{}: a standard-webhooks secret is the base64 of the key, optionally after whsec_ (as the Standard Webhooks libraries read it): {e}",
+                    self.id
+                )));
+            }
+        }
         for header in &mut self.keep_headers {
             *header = header.to_ascii_lowercase();
             if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {

@@ -42,7 +42,8 @@ fn engine_config() -> Config {
 pub struct PluginEngine {
     /// The wasmtime engine.
     pub engine: Engine,
-    /// What a watcher may import: WASI (granting nothing), `logging`, `host`.
+    /// What a watcher may import: WASI (granting nothing, waiting for nothing), `logging`,
+    /// `host`.
     pub watcher_linker: Linker<Sandbox>,
     /// What a transform may import: WASI (granting nothing), `logging`.
     pub transform_linker: Linker<Sandbox>,
@@ -54,6 +55,7 @@ impl PluginEngine {
         let engine = Engine::new(&engine_config()).map_err(internal)?;
         let mut watcher_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut watcher_linker).map_err(internal)?;
+        super::clocks::never_wait(&mut watcher_linker).map_err(internal)?;
         let mut transform_linker = watcher_linker.clone();
         Watcher::add_to_linker::<_, HasSelf<_>>(&mut watcher_linker, |s| s).map_err(internal)?;
         Transform::add_to_linker::<_, HasSelf<_>>(&mut transform_linker, |s| s)

@@ -20,6 +20,18 @@ pub const DEFAULT_WATCHER_CPU_MS: u64 = 1000;
 pub const DEFAULT_TRANSFORM_CPU_MS: u64 = 50;
 /// Default number of attempts at one event before it is dead-lettered.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+/// Default wall-clock deadline of one watcher call, in ms, host calls (HTTP) included.
+pub const DEFAULT_WATCHER_DEADLINE_MS: u64 = 30_000;
+/// Default wall-clock deadline of one transform call, in ms.
+pub const DEFAULT_TRANSFORM_DEADLINE_MS: u64 = 1_000;
+/// Longest wall-clock deadline the operator can grant, in ms.
+pub const MAX_DEADLINE_MS: u64 = 300_000;
+/// Default number of events a watcher may emit in one call.
+pub const DEFAULT_MAX_EMITS: u32 = 10;
+/// Most events a watcher may be granted to emit in one call.
+pub const MAX_EMITS: u32 = 100;
+/// The capabilities of the `host` interface, by their WIT names.
+pub const CAPABILITIES: [&str; 3] = ["emit-event", "http", "key-value"];
 
 /// Which events a plugin gets: an event matches when its receiver type matches one of `types`
 /// (globs, `*` matches any run of characters) or its receiver is one of `receivers` (both
@@ -94,6 +106,21 @@ pub struct Grants {
     /// Which events the plugin gets, instead of what its manifest asks for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscription: Option<Subscription>,
+    /// Capabilities of the `host` interface granted (`emit-event`, `key-value`, `http`); a
+    /// plugin gets those its manifest asks for and the grants name (`http` is also granted by
+    /// a non-empty `allowed_hosts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+    /// Receivers (ids, or `*` for any) a watcher may emit events to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emit_receivers: Vec<String>,
+    /// Events a watcher may emit in one call (default 10, at most 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_emits_per_call: Option<u32>,
+    /// Wall-clock deadline of one call in ms, host calls included (default 30000 for watchers,
+    /// 1000 for transforms; at most 300000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
 }
 
 impl Grants {
@@ -124,16 +151,62 @@ impl Grants {
                 "grants: max_attempts must be at least 1".into(),
             ));
         }
+        if let Some(bad) = self.allowed_hosts.iter().find(|h| !valid_host_grant(h)) {
+            return Err(PluginError::Invalid(format!(
+                "grants: allowed host {bad:?} must be an ASCII host name, IP address, host:port or *.domain"
+            )));
+        }
         if let Some(bad) = self
-            .allowed_hosts
+            .capabilities
             .iter()
-            .find(|h| h.is_empty() || h.contains('/') || h.contains('@') || h[1..].contains('*'))
+            .find(|c| !CAPABILITIES.contains(&c.as_str()))
         {
             return Err(PluginError::Invalid(format!(
-                "grants: allowed host {bad:?} must be a host name, host:port or *.domain"
+                "grants: unknown capability {bad:?}; the capabilities are {}",
+                CAPABILITIES.join(", ")
+            )));
+        }
+        if let Some(n) = self.max_emits_per_call.filter(|n| *n > MAX_EMITS) {
+            return Err(PluginError::Invalid(format!(
+                "grants: max_emits_per_call must be at most {MAX_EMITS}, got {n}"
+            )));
+        }
+        if let Some(ms) = self
+            .deadline_ms
+            .filter(|ms| *ms == 0 || *ms > MAX_DEADLINE_MS)
+        {
+            return Err(PluginError::Invalid(format!(
+                "grants: deadline_ms must be between 1 and {MAX_DEADLINE_MS}, got {ms}"
             )));
         }
         Ok(())
+    }
+
+    /// Whether the grants give `capability` (a WIT name) to a plugin whose manifest asks for it.
+    pub fn gives(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| c == capability)
+            || (capability == "http" && !self.allowed_hosts.is_empty())
+    }
+
+    /// Whether a watcher may emit an event to receiver `receiver_id`.
+    pub fn may_emit_to(&self, receiver_id: &str) -> bool {
+        self.emit_receivers
+            .iter()
+            .any(|r| r == "*" || r == receiver_id)
+    }
+
+    /// Events a watcher may emit in one call.
+    pub fn emits_per_call(&self) -> u32 {
+        self.max_emits_per_call.unwrap_or(DEFAULT_MAX_EMITS)
+    }
+
+    /// Wall-clock deadline of one call of a plugin of `world`, host calls included.
+    pub fn deadline(&self, world: World) -> Duration {
+        let default = match world {
+            World::Watcher => DEFAULT_WATCHER_DEADLINE_MS,
+            World::Transform => DEFAULT_TRANSFORM_DEADLINE_MS,
+        };
+        Duration::from_millis(self.deadline_ms.unwrap_or(default))
     }
 
     /// Checks what only some worlds can use: `subscription.paths` is for transforms.
@@ -169,16 +242,15 @@ impl Grants {
         self.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS)
     }
 
-    /// Whether `host` (and `port`, when the URL names one) may be reached.
-    pub fn allows_host(&self, host: &str, port: Option<u16>) -> bool {
+    /// Whether `host` on `port` may be reached, `default_port` being the URL scheme's: a grant
+    /// without a port allows the default port only.
+    pub fn allows_host(&self, host: &str, port: u16, default_port: u16) -> bool {
         let host = host.to_ascii_lowercase();
+        let host = host.trim_matches(['[', ']']);
         self.allowed_hosts.iter().any(|allowed| {
-            let allowed = allowed.to_ascii_lowercase();
-            let (name, allowed_port) = match allowed.rsplit_once(':') {
-                Some((name, p)) if p.parse::<u16>().is_ok() => (name.to_owned(), p.parse().ok()),
-                _ => (allowed.clone(), None),
-            };
-            let port_ok = allowed_port.is_none() || allowed_port == port;
+            let (name, allowed_port) = split_port(allowed);
+            let name = name.to_ascii_lowercase();
+            let port_ok = port == allowed_port.unwrap_or(default_port);
             let name_ok = match name.strip_prefix("*.") {
                 Some(domain) => host.ends_with(&format!(".{domain}")),
                 None => host == name,
@@ -186,6 +258,47 @@ impl Grants {
             port_ok && name_ok
         })
     }
+
+    /// Whether the grants name `ip` itself (an address in a private or local range is reached
+    /// only when granted by address, never through a name).
+    pub fn names_address(&self, ip: std::net::IpAddr) -> bool {
+        self.allowed_hosts.iter().any(|allowed| {
+            split_port(allowed)
+                .0
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|granted| granted == ip)
+        })
+    }
+}
+
+/// `host:port`, `[v6]:port` or a bare host, as (host, port); the host without brackets.
+fn split_port(grant: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = grant.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').unwrap_or((rest, ""));
+        return (host, after.strip_prefix(':').and_then(|p| p.parse().ok()));
+    }
+    match grant.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') => match port.parse() {
+            Ok(port) => (name, Some(port)),
+            Err(_) => (grant, None),
+        },
+        // a bare IPv6 address
+        _ => (grant, None),
+    }
+}
+
+/// Whether `grant` is an ASCII host name (or `*.domain`), an IP address, with an optional port.
+fn valid_host_grant(grant: &str) -> bool {
+    let (host, _) = split_port(grant);
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    !name.is_empty()
+        && name.is_ascii()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 #[cfg(test)]
@@ -238,13 +351,37 @@ mod tests {
             ],
             ..Grants::default()
         };
-        assert!(grants.allows_host("HOOKS.example.com", Some(443)));
-        assert!(grants.allows_host("127.0.0.1", Some(8080)));
-        assert!(!grants.allows_host("127.0.0.1", Some(8081)));
-        assert!(grants.allows_host("a.ci.io", None));
-        assert!(!grants.allows_host("ci.io", None));
-        assert!(!grants.allows_host("evil.com", None));
-        assert!(!Grants::default().allows_host("hooks.example.com", None));
+        assert!(grants.allows_host("HOOKS.example.com", 443, 443));
+        assert!(grants.allows_host("127.0.0.1", 8080, 80));
+        assert!(!grants.allows_host("127.0.0.1", 8081, 80));
+        assert!(grants.allows_host("a.ci.io", 443, 443));
+        assert!(
+            !grants.allows_host("a.ci.io", 8443, 443),
+            "no port granted: the default only"
+        );
+        assert!(!grants.allows_host("ci.io", 443, 443));
+        assert!(!grants.allows_host("evil.com", 80, 80));
+        assert!(!Grants::default().allows_host("hooks.example.com", 443, 443));
+        assert!(grants.names_address("127.0.0.1".parse().unwrap()));
+        assert!(!grants.names_address("10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn non_ascii_and_malformed_host_grants_are_refused_not_panicked_on() {
+        for bad in ["é", "*é.com", "a*.com", "x/y", "u@h", "", "*."] {
+            let text = serde_json::json!({"allowed_hosts": [bad]}).to_string();
+            assert!(Grants::parse(&text).is_err(), "{bad:?}");
+        }
+        for ok in [
+            "[::1]:8080",
+            "::1",
+            "10.0.0.1:9000",
+            "*.ci.io",
+            "hooks.example.com:8443",
+        ] {
+            let text = serde_json::json!({"allowed_hosts": [ok]}).to_string();
+            assert!(Grants::parse(&text).is_ok(), "{ok:?}");
+        }
     }
 
     #[test]

@@ -98,6 +98,7 @@ impl PluginHost {
         let engine = PluginEngine::new()?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(super::addresses::PublicOnly))
             .timeout(HTTP_TIMEOUT)
             .build()
             .map_err(|e| PluginError::Internal(format!("HTTP client: {e}")))?;
@@ -106,6 +107,7 @@ impl PluginHost {
             registry: registry.clone(),
             http,
             runtime: background.handle().clone(),
+            kv_usage: Default::default(),
         });
         let host = Arc::new(PluginHost {
             engine,
@@ -185,12 +187,13 @@ impl PluginHost {
             &record.name,
             record.grants.memory_bytes(),
             record.grants.cpu_budget(record.world),
+            record.grants.deadline(record.world),
             stats,
         );
-        let granted = Arc::new(Granted {
-            grants: record.grants.clone(),
-            capabilities: record.manifest.wit_capabilities(),
-        });
+        let granted = Arc::new(Granted::new(
+            record.grants.clone(),
+            &record.manifest.wit_capabilities(),
+        ));
         Installed {
             record,
             loaded: Arc::new(loaded),
@@ -453,6 +456,7 @@ impl PluginHost {
             services: self.services.clone(),
             granted: installed.granted.clone(),
             cause: event.id.clone(),
+            emitted: 0,
         };
         let wit_event = stored_event(event, receiver);
         let loaded = installed.loaded.clone();

@@ -13,8 +13,8 @@ use super::bindings::transform::{Transform, TransformPre};
 use super::bindings::watcher::{Watcher, WatcherPre};
 use super::bindings::wit_types;
 use super::engine::{PluginEngine, EPOCH_TICK};
-use super::grants::{DEFAULT_MEMORY_MIB, DEFAULT_WATCHER_CPU_MS};
-use super::sandbox::{HostAccess, Sandbox};
+use super::grants::{DEFAULT_MEMORY_MIB, DEFAULT_WATCHER_CPU_MS, DEFAULT_WATCHER_DEADLINE_MS};
+use super::sandbox::{log_safe, HostAccess, Sandbox};
 use super::{PluginError, METRIC_CALLS, METRIC_CALL_SECONDS, METRIC_FAILURES, METRIC_MEMORY_PEAK};
 
 /// Warm instances kept per plugin (more run at once are made fresh and dropped after). A
@@ -24,6 +24,9 @@ use super::{PluginError, METRIC_CALLS, METRIC_CALL_SECONDS, METRIC_FAILURES, MET
 const WARM_INSTANCES: usize = 16;
 /// Most events a transform can make of one.
 pub const MAX_TRANSFORM_OUTPUTS: usize = 100;
+/// Longest error a plugin can return, in bytes (longer ones are cut; control characters are
+/// escaped): it reaches clients, the API and the log.
+pub const MAX_ERROR_BYTES: usize = 1024;
 
 /// Calls and failures of a plugin, across its revisions (shown by the API; the metrics count
 /// the same calls).
@@ -100,6 +103,7 @@ pub struct Loaded {
     pre: Pre,
     memory: usize,
     budget: Duration,
+    deadline: Duration,
     warm: Mutex<Vec<Warm>>,
     stats: Arc<CallStats>,
 }
@@ -138,6 +142,7 @@ impl Loaded {
             pre,
             memory: DEFAULT_MEMORY_MIB as usize * 1024 * 1024,
             budget: Duration::from_millis(DEFAULT_WATCHER_CPU_MS),
+            deadline: Duration::from_millis(DEFAULT_WATCHER_DEADLINE_MS),
             warm: Mutex::new(Vec::new()),
             stats: Arc::default(),
         })
@@ -149,6 +154,7 @@ impl Loaded {
         name: &str,
         memory: usize,
         budget: Duration,
+        deadline: Duration,
         stats: Arc<CallStats>,
     ) -> Loaded {
         Loaded {
@@ -161,6 +167,7 @@ impl Loaded {
             },
             memory,
             budget,
+            deadline,
             warm: Mutex::new(Vec::new()),
             stats,
         }
@@ -187,11 +194,18 @@ impl Loaded {
             self.memory,
             self.budget,
             self.world == World::Watcher,
+            self.deadline,
         );
         let mut store = Store::new(&self.engine.engine, sandbox);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_callback(|ctx| {
             let clock = &ctx.data().clock;
+            if clock.left().is_zero() {
+                return Err(wasmtime::format_err!(
+                    "wall-clock deadline of {} ms passed",
+                    clock.deadline.as_millis()
+                ));
+            }
             let used = clock.used();
             if used >= clock.budget {
                 return Err(wasmtime::format_err!(
@@ -233,9 +247,12 @@ impl Loaded {
                 if warm_ones.len() < WARM_INSTANCES {
                     warm_ones.push(warm);
                 }
-                returned.map_err(CallFailure::Returned)
+                returned.map_err(|e| CallFailure::Returned(log_safe(&e, MAX_ERROR_BYTES)))
             }
-            Err(trap) => Err(CallFailure::Trapped(format!("{trap:#}"))),
+            Err(trap) => Err(CallFailure::Trapped(log_safe(
+                &format!("{trap:#}"),
+                MAX_ERROR_BYTES,
+            ))),
         }
     }
 

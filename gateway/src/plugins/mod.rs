@@ -6,9 +6,11 @@
 //! registry's transform hook), watchers from the durable log, each with its own cursor, retries
 //! and dead letters ([`runner`]), on lower-priority threads ([`background`]).
 
+pub mod addresses;
 pub mod background;
 pub mod bindings;
 pub mod catalog;
+pub mod clocks;
 pub mod compile;
 pub mod convert;
 pub mod engine;

@@ -12,7 +12,6 @@ use tokio::task::JoinHandle;
 
 use super::catalog::{self, cursor_key, dead_letter_prefix};
 use super::host::{Installed, PluginHost};
-use super::instance::CallFailure;
 use super::PluginError;
 use super::METRIC_DEAD_LETTERS;
 use crate::bus::cursor::{DurableCursor, SAVE_INTERVAL};
@@ -87,7 +86,13 @@ enum Handled {
 
 async fn run(host: Arc<PluginHost>, name: String, mut stop: watch::Receiver<bool>) {
     let mut cursor = DurableCursor::load(host.registry().clone(), cursor_key(&name));
-    let log = follow(host.registry().clone(), cursor.position(), stop.clone());
+    // every message, so that the cursor moves past those that are not for watchers too
+    let log = follow(
+        host.registry().clone(),
+        cursor.position(),
+        stop.clone(),
+        |_| true,
+    );
     tokio::pin!(log);
     tracing::info!(plugin = %name, cursor = cursor.position(), "watcher started");
     loop {
@@ -167,8 +172,15 @@ async fn handle(
         let attempts = installed.record.grants.attempts();
         tracing::warn!(plugin = name, event = %event.id, attempt, attempts, error = %error, "watcher failed on an event");
         if attempt >= attempts {
-            dead_letter(host, name, seq, event, receiver, &error, attempt).await;
-            return Handled::Done;
+            let letter = DeadLetter {
+                seq,
+                event_id: event.id.clone(),
+                receiver_type: receiver.kind.clone(),
+                error: error.to_string(),
+                attempts: attempt,
+                failed_at: Utc::now(),
+            };
+            return dead_letter(host, name, letter, stop).await;
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff(attempt)) => {}
@@ -186,27 +198,31 @@ pub fn backoff(attempt: u32) -> Duration {
     step.mul_f64(0.5 + fastrand::f64() * 0.5)
 }
 
+/// Stores the dead letter of `event`, retrying until the store takes it: the cursor moves
+/// past the event only once its dead letter is durable (`Stopped` if the watcher stops first).
 async fn dead_letter(
     host: &PluginHost,
     name: &str,
-    seq: u64,
-    event: &Event,
-    receiver: &Receiver,
-    error: &CallFailure,
-    attempts: u32,
-) {
-    let letter = DeadLetter {
-        seq,
-        event_id: event.id.clone(),
-        receiver_type: receiver.kind.clone(),
-        error: error.to_string(),
-        attempts,
-        failed_at: Utc::now(),
-    };
-    metrics::counter!(METRIC_DEAD_LETTERS, "plugin" => name.to_owned()).increment(1);
-    tracing::error!(plugin = name, event = %event.id, attempts, error = %error, "event dead-lettered");
-    if let Err(e) = put_dead_letter(host, name, &letter).await {
-        tracing::error!(plugin = name, event = %event.id, error = %e, "cannot store the dead letter");
+    letter: DeadLetter,
+    stop: &mut watch::Receiver<bool>,
+) -> Handled {
+    tracing::error!(plugin = name, event = %letter.event_id, attempts = letter.attempts, error = %letter.error, "event dead-lettered");
+    let mut tries = 0;
+    loop {
+        match put_dead_letter(host, name, &letter).await {
+            Ok(()) => {
+                metrics::counter!(METRIC_DEAD_LETTERS, "plugin" => name.to_owned()).increment(1);
+                return Handled::Done;
+            }
+            Err(e) => {
+                tries += 1;
+                tracing::error!(plugin = name, event = %letter.event_id, error = %e, "cannot store the dead letter; the watcher stays on this event and retries");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff(tries)) => {}
+                    _ = stop.changed() => return Handled::Stopped,
+                }
+            }
+        }
     }
 }
 

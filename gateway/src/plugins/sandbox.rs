@@ -28,6 +28,22 @@ pub const MAX_HTTP_BODY: usize = 1024 * 1024;
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest log line kept from a plugin, in bytes.
 const MAX_LOG_LINE: usize = 4096;
+/// Log lines a plugin instance may write per second (beyond: dropped, and counted).
+const LOG_LINES_PER_SECOND: u32 = 100;
+/// Most keys a plugin may keep in its key-value store.
+pub const MAX_KV_KEYS: usize = 10_000;
+/// Most bytes (keys and values) a plugin may keep in its key-value store.
+pub const MAX_KV_BYTES: usize = 16 * 1024 * 1024;
+/// Request headers a plugin may not set: the host sets them from the URL and the body.
+const RESERVED_HEADERS: [&str; 7] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+];
 
 /// What the `host` interface reaches, shared by every watcher.
 pub struct Services {
@@ -37,6 +53,8 @@ pub struct Services {
     pub http: reqwest::Client,
     /// The runtime host calls wait on (watchers run on blocking threads).
     pub runtime: tokio::runtime::Handle,
+    /// Keys and bytes each plugin keeps in its key-value store (filled on first use).
+    pub kv_usage: std::sync::Mutex<std::collections::HashMap<String, (usize, usize)>>,
 }
 
 /// What one installed watcher may use of the `host` interface.
@@ -44,8 +62,31 @@ pub struct Services {
 pub struct Granted {
     /// The operator's grants.
     pub grants: Grants,
-    /// The capabilities the plugin's manifest asks for.
+    /// The capabilities it has: asked for by its manifest and given by the grants.
     pub capabilities: Vec<wit_types::Capability>,
+}
+
+impl Granted {
+    /// What `grants` give a plugin whose manifest asks for `asked`.
+    pub fn new(grants: Grants, asked: &[wit_types::Capability]) -> Self {
+        let capabilities = asked
+            .iter()
+            .copied()
+            .filter(|c| grants.gives(capability_name(*c)))
+            .collect();
+        Granted {
+            grants,
+            capabilities,
+        }
+    }
+
+    /// The WIT names of the capabilities it has.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.capabilities
+            .iter()
+            .map(|c| capability_name(*c))
+            .collect()
+    }
 }
 
 /// A watcher's access to the `host` interface during one call.
@@ -56,6 +97,8 @@ pub struct HostAccess {
     pub granted: Arc<Granted>,
     /// The event being handled: what emitted events are caused by.
     pub cause: String,
+    /// Events emitted in this call so far.
+    pub emitted: u32,
 }
 
 /// Memory cap of an instance, and the most it used.
@@ -109,18 +152,27 @@ pub struct CallClock {
     in_host: Duration,
     /// The budget.
     pub budget: Duration,
+    /// The wall-clock deadline of a call, host calls included.
+    pub deadline: Duration,
 }
 
 impl CallClock {
-    /// A clock with `budget` per call, of CPU time when `cpu`, else of wall time.
-    fn new(budget: Duration, cpu: bool) -> Self {
+    /// A clock with `budget` per call, of CPU time when `cpu`, else of wall time, and a
+    /// wall-clock `deadline` covering everything the call does.
+    fn new(budget: Duration, cpu: bool, deadline: Duration) -> Self {
         CallClock {
             cpu,
             started_cpu: if cpu { thread_cpu() } else { Duration::ZERO },
             started: Instant::now(),
             in_host: Duration::ZERO,
             budget,
+            deadline,
         }
+    }
+
+    /// Wall time left before the call's deadline (host calls included).
+    pub fn left(&self) -> Duration {
+        self.deadline.saturating_sub(self.started.elapsed())
     }
 
     /// What the plugin itself has used of its budget in this call (host calls excluded, at
@@ -179,12 +231,22 @@ pub struct Sandbox {
     pub clock: CallClock,
     /// Access to `host` (watchers only).
     pub host: Option<HostAccess>,
+    /// Log lines written in the current second, and when that second began.
+    log_window: (Instant, u32),
+    /// Log lines dropped over the rate limit, not yet reported.
+    logs_dropped: u64,
 }
 
 impl Sandbox {
     /// A sandbox for `plugin` with `max_memory` bytes and `budget` per call, of CPU time when
-    /// `cpu_budget` (watchers), else of wall time (see [`CallClock`]).
-    pub fn new(plugin: Arc<str>, max_memory: usize, budget: Duration, cpu_budget: bool) -> Self {
+    /// `cpu_budget` (watchers), else of wall time (see [`CallClock`]), within `deadline`.
+    pub fn new(
+        plugin: Arc<str>,
+        max_memory: usize,
+        budget: Duration,
+        cpu_budget: bool,
+        deadline: Duration,
+    ) -> Self {
         Sandbox {
             // no preopened directories, env, args, network; stdio goes nowhere
             wasi: WasiCtx::builder().build(),
@@ -194,8 +256,10 @@ impl Sandbox {
                 max: max_memory,
                 peak: 0,
             },
-            clock: CallClock::new(budget, cpu_budget),
+            clock: CallClock::new(budget, cpu_budget, deadline),
             host: None,
+            log_window: (Instant::now(), 0),
+            logs_dropped: 0,
         }
     }
 
@@ -209,13 +273,14 @@ impl Sandbox {
             Ok(access)
         } else {
             Err(format!(
-                "capability {} is not in the plugin's manifest",
+                "capability {} is not granted (the manifest must ask for it and the operator's grants name it)",
                 capability_name(capability)
             ))
         }
     }
 
-    /// Waits for `work` on the runtime, counting the time as spent in the host.
+    /// Waits for `work` on the runtime, at most until the call's deadline, counting the time
+    /// as spent in the host.
     fn wait<T>(&mut self, work: impl Future<Output = T>) -> Result<T, String> {
         let runtime = self
             .host
@@ -225,9 +290,15 @@ impl Sandbox {
             .runtime
             .clone();
         let started = Instant::now();
-        let out = runtime.block_on(work);
+        let left = self.clock.left();
+        let out = runtime.block_on(async move { tokio::time::timeout(left, work).await });
         self.clock.in_host += started.elapsed();
-        Ok(out)
+        out.map_err(|_| {
+            format!(
+                "the call's wall-clock deadline of {} ms passed in a host call",
+                self.clock.deadline.as_millis()
+            )
+        })
     }
 
     /// The settings key of this plugin's `key`.
@@ -267,14 +338,25 @@ impl WasiView for Sandbox {
 impl wit_types::Host for Sandbox {}
 
 impl wit_logging::Host for Sandbox {
-    fn log(&mut self, level: wit_logging::Level, mut message: String) {
-        if message.len() > MAX_LOG_LINE {
-            let mut end = MAX_LOG_LINE;
-            while !message.is_char_boundary(end) {
-                end -= 1;
+    fn log(&mut self, level: wit_logging::Level, message: String) {
+        let now = Instant::now();
+        if now.duration_since(self.log_window.0) >= Duration::from_secs(1) {
+            if self.logs_dropped > 0 {
+                tracing::warn!(
+                    plugin = &*self.plugin,
+                    dropped = self.logs_dropped,
+                    "plugin log lines dropped (more than {LOG_LINES_PER_SECOND} a second)"
+                );
+                self.logs_dropped = 0;
             }
-            message.truncate(end);
+            self.log_window = (now, 0);
         }
+        if self.log_window.1 >= LOG_LINES_PER_SECOND {
+            self.logs_dropped += 1;
+            return;
+        }
+        self.log_window.1 += 1;
+        let message = log_safe(&message, MAX_LOG_LINE);
         let plugin = &*self.plugin;
         match level {
             wit_logging::Level::Debug => tracing::debug!(plugin, "{message}"),
@@ -285,11 +367,47 @@ impl wit_logging::Host for Sandbox {
     }
 }
 
+/// `text` cut to at most `max` bytes (at a character boundary) with control characters
+/// escaped, so that a plugin's text cannot forge log lines (CR, LF) or terminal sequences.
+pub fn log_safe(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut safe: String = text[..end]
+        .chars()
+        .flat_map(|c| match c.is_control() {
+            true => c.escape_default().collect::<Vec<_>>(),
+            false => vec![c],
+        })
+        .collect();
+    if end < text.len() {
+        safe.push_str("...");
+    }
+    safe
+}
+
 impl wit_host::Host for Sandbox {
     fn emit_event(&mut self, event: wit_host::NewEvent) -> Result<String, String> {
         let access = self.granted(wit_types::Capability::EmitEvent)?;
+        let grants = &access.granted.grants;
+        if !grants.may_emit_to(&event.receiver_id) {
+            return Err(format!(
+                "receiver {:?} is not one this plugin may emit to (grants: emit_receivers)",
+                event.receiver_id
+            ));
+        }
+        if access.emitted >= grants.emits_per_call() {
+            return Err(format!(
+                "at most {} events may be emitted per call (grants: max_emits_per_call)",
+                grants.emits_per_call()
+            ));
+        }
         let registry = access.services.registry.clone();
         let cause = access.cause.clone();
+        if let Some(access) = self.host.as_mut() {
+            access.emitted += 1;
+        }
         let payload = RawValue::from_string(event.payload)
             .map_err(|e| format!("the payload is not JSON: {e}"))?;
         let input = NewEvent {
@@ -315,13 +433,27 @@ impl wit_host::Host for Sandbox {
             return Err(format!("URL scheme {} is not http or https", url.scheme()));
         }
         let host = url.host_str().ok_or("the URL has no host")?;
-        if !access
-            .granted
-            .grants
-            .allows_host(host, url.port_or_known_default())
+        let default_port = if url.scheme() == "https" { 443 } else { 80 };
+        let port = url.port().unwrap_or(default_port);
+        if !access.granted.grants.allows_host(host, port, default_port) {
+            return Err(format!(
+                "host {host} port {port} is not allowed for this plugin (grants: allowed_hosts; a host granted without a port allows its scheme's default port only)"
+            ));
+        }
+        if let Some(ip) = url_address(&url) {
+            if !super::addresses::public(ip) && !access.granted.grants.names_address(ip) {
+                return Err(format!(
+                    "address {ip} is in a private, local or metadata range: grant it by address to reach it"
+                ));
+            }
+        }
+        if let Some((name, _)) = request
+            .headers
+            .iter()
+            .find(|(name, _)| RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()))
         {
             return Err(format!(
-                "host {host} is not allowed for this plugin (grants: allowed_hosts)"
+                "the header {name} is set by the host, not the plugin"
             ));
         }
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
@@ -366,17 +498,15 @@ impl wit_host::Host for Sandbox {
 
     fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
         let access = self.granted(wit_types::Capability::KeyValue).ok()?;
-        let found = access
+        let stored = access
             .services
             .registry
             .store()
-            .settings(&self.kv_key(&key));
-        let stored = found
-            .ok()?
-            .into_iter()
-            .find(|(k, _)| *k == self.kv_key(&key))?;
-        let text = stored.1.as_str()?.to_owned();
-        base64::engine::general_purpose::STANDARD.decode(text).ok()
+            .setting(&self.kv_key(&key))
+            .ok()??;
+        base64::engine::general_purpose::STANDARD
+            .decode(stored.as_str()?)
+            .ok()
     }
 
     fn kv_set(&mut self, key: String, value: Vec<u8>) -> Result<(), String> {
@@ -387,13 +517,23 @@ impl wit_host::Host for Sandbox {
         if value.len() > MAX_KV_VALUE {
             return Err(format!("values must be at most {MAX_KV_VALUE} bytes"));
         }
+        let old = self.kv_get(key.clone()).map(|v| key.len() + v.len());
+        let new = key.len() + value.len();
+        self.kv_usage_change(old, Some(new))?;
         let text = base64::engine::general_purpose::STANDARD.encode(value);
-        self.put_kv(key, Some(serde_json::Value::String(text)))
+        let stored = self.put_kv(key, Some(serde_json::Value::String(text)));
+        if stored.is_err() {
+            let _ = self.kv_usage_change(Some(new), old);
+        }
+        stored
     }
 
     fn kv_delete(&mut self, key: String) {
         if self.granted(wit_types::Capability::KeyValue).is_ok() {
-            let _ = self.put_kv(key, None);
+            let old = self.kv_get(key.clone()).map(|v| key.len() + v.len());
+            if old.is_some() && self.put_kv(key, None).is_ok() {
+                let _ = self.kv_usage_change(old, None);
+            }
         }
     }
 
@@ -405,6 +545,42 @@ impl wit_host::Host for Sandbox {
 }
 
 impl Sandbox {
+    /// Accounts for one entry of the key-value store going from `old` to `new` bytes (`None`:
+    /// absent); refused, changing nothing, when the plugin would exceed its caps.
+    fn kv_usage_change(&mut self, old: Option<usize>, new: Option<usize>) -> Result<(), String> {
+        let access = self.granted(wit_types::Capability::KeyValue)?;
+        let services = access.services.clone();
+        let mut usage = services.kv_usage.lock().unwrap_or_else(|e| e.into_inner());
+        let plugin = self.plugin.to_string();
+        let current = match usage.get(&plugin) {
+            Some(current) => *current,
+            None => {
+                let entries = services
+                    .registry
+                    .store()
+                    .settings(&kv_prefix(&plugin))
+                    .map_err(|e| e.to_string())?;
+                let bytes = entries
+                    .iter()
+                    .map(|(k, v)| {
+                        k.len() - kv_prefix(&plugin).len()
+                            + v.as_str().map_or(0, |t| t.len() * 3 / 4)
+                    })
+                    .sum();
+                (entries.len(), bytes)
+            }
+        };
+        let keys = current.0 + usize::from(new.is_some()) - usize::from(old.is_some());
+        let bytes = (current.1 + new.unwrap_or(0)).saturating_sub(old.unwrap_or(0));
+        if new.is_some() && (keys > MAX_KV_KEYS || bytes > MAX_KV_BYTES) {
+            return Err(format!(
+                "the key-value store is full: at most {MAX_KV_KEYS} keys and {MAX_KV_BYTES} bytes per plugin"
+            ));
+        }
+        usage.insert(plugin, (keys, bytes));
+        Ok(())
+    }
+
     /// Stores (or removes) this plugin's `key`, durably.
     fn put_kv(&mut self, key: String, value: Option<serde_json::Value>) -> Result<(), String> {
         let access = self.granted(wit_types::Capability::KeyValue)?;
@@ -415,4 +591,9 @@ impl Sandbox {
         })?
         .map_err(|e| e.to_string())
     }
+}
+
+/// The IP address a URL names literally, if it does.
+fn url_address(url: &reqwest::Url) -> Option<std::net::IpAddr> {
+    url.host_str()?.trim_matches(['[', ']']).parse().ok()
 }

@@ -72,10 +72,10 @@ mod tests {
         fn receivers_of_type(&self, _: &str) -> Result<Vec<String>, StoreError> {
             unreachable!()
         }
-        fn deduplicated(&self, _: &str, _: &str) -> Result<Option<String>, StoreError> {
+        fn deduplicated(&self, _: &[&str]) -> Result<Option<String>, StoreError> {
             unreachable!()
         }
-        fn put_dedup(&mut self, _: &str, _: &str, _: &str) -> Result<(), StoreError> {
+        fn put_dedup(&mut self, _: &[&str], _: &str) -> Result<(), StoreError> {
             unreachable!()
         }
         fn put_setting(

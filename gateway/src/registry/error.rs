@@ -51,6 +51,10 @@ pub enum RegistryError {
         /// Its error, or how it failed.
         reason: String,
     },
+    /// What was sent contradicts what is stored (409): e.g. an event with the origin (source
+    /// and id) of a stored one on the same path, but other content.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The store failed (500).
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -54,6 +54,12 @@ pub struct Ingested {
     pub path: String,
 }
 
+/// A fingerprint of what was posted (the payload as it will be stored, before transforms).
+fn content_hash(payload: &RawValue) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(payload.get().as_bytes())[..16])
+}
+
 /// The schema of receivers created on the fly.
 const ANY_SCHEMA: &str = "{}";
 
@@ -61,11 +67,15 @@ impl Registry {
     /// Stores an ingested event (or what the transforms make of it), validated against its
     /// receiver's schema, or finds the one already stored for its origin; `created` says which,
     /// `None` means a transform dropped it. A duplicate is validated like a new event (it is
-    /// recognised only when the writer runs it).
+    /// recognised only when the writer runs it). The origin is scoped to the path the event
+    /// was posted to (one producer cannot claim another path's ids), and a duplicate is only an
+    /// identical resubmission: the same origin with other content is a conflict (409).
     pub async fn ingest(&self, item: Ingested) -> Result<Option<Committed>, RegistryError> {
         // Duplicates are found by the writer: no storage read on the request path, because
         // reads wait while the writer applies a batch.
         let (source, origin_id) = item.origin;
+        let path = item.path.clone();
+        let content = content_hash(&item.payload);
         let target = self.resolve(&item.route)?;
         let (receiver_id, receiver_type) = match &target {
             // the type is looked up only if a transform needs it
@@ -81,17 +91,23 @@ impl Registry {
             payload: item.payload,
             path: item.path,
         };
-        // each event goes to the receiver it names, or (None) to the receiver of its type that
-        // is created on the fly; that one's payloads are not checked (its schema takes anything)
+        // each event goes to the receiver it names; one whose receiver id a transform emptied
+        // stays with the receiver the event was routed to, and is validated against it; only
+        // the receiver created on the fly (None) takes anything (its schema is `{}`)
+        let routed = match &target {
+            Target::Existing(id) => Some(id.clone()),
+            Target::Create { .. } => None,
+        };
         let drafts = self
             .transformed(candidate)
             .await?
             .into_iter()
             .map(|c| {
-                let receiver = (!c.receiver_id.is_empty()).then(|| c.receiver_id.clone());
-                if let Some(id) = &receiver {
-                    self.validate_payload(id, &c.payload)?;
-                }
+                let receiver = match c.receiver_id.is_empty() {
+                    true => routed.clone(),
+                    false => Some(c.receiver_id.clone()),
+                };
+                self.validate_payload(receiver.as_deref(), &c.payload)?;
                 Ok((receiver, EventDraft::from_candidate(c, None)))
             })
             .collect::<Result<Vec<_>, RegistryError>>()?;
@@ -100,8 +116,18 @@ impl Registry {
         }
         self.store
             .commit(Box::new(move |txn: &mut dyn Txn| {
-                if let Some(id) = txn.deduplicated(&source, &origin_id)? {
-                    return Ok(Committed { id, created: false });
+                let origin = [path.as_str(), source.as_str(), origin_id.as_str()];
+                if let Some(recorded) = txn.deduplicated(&origin)? {
+                    let (id, hash) = recorded.split_once(' ').unwrap_or((&recorded, ""));
+                    if hash != content {
+                        return Err(RegistryError::Conflict(format!(
+                            "an event with source {source:?} and id {origin_id:?} was already stored from {path} with other content (event {id}); a resubmission must be identical, and a new event needs a new id"
+                        )));
+                    }
+                    return Ok(Committed {
+                        id: id.to_owned(),
+                        created: false,
+                    });
                 }
                 // created once, however many events go to it (reads do not see this unit's writes)
                 let created = match drafts.iter().any(|(receiver, _)| receiver.is_none()) {
@@ -112,7 +138,7 @@ impl Registry {
                     .into_iter()
                     .map(|(receiver, draft)| (receiver.unwrap_or_else(|| created.clone()), draft));
                 let id = EventDraft::write_all(txn, drafts)?;
-                txn.put_dedup(&source, &origin_id, &id)?;
+                txn.put_dedup(&origin, &format!("{id} {content}"))?;
                 Ok(Committed::written(id))
             }))
             .await

@@ -2,6 +2,7 @@
 //! publish. Storage is reached only through the [`port::Store`] trait.
 
 pub mod completion;
+pub mod depth;
 pub mod error;
 pub mod ingest;
 pub mod input;
@@ -34,6 +35,13 @@ pub const METRIC_VALIDATION_FAILURES: &str = "epr_validation_failures_total";
 /// How many events a chain of plugin-emitted events can hold (the first one caused by an event
 /// that came from outside): a plugin reacting to its own output stops there.
 pub const MAX_CAUSE_CHAIN: usize = 8;
+/// How many events plugins may emit, in all, as consequences of one event from outside (its
+/// whole tree of causes): with the per-call cap, a plugin reacting to its own output with
+/// several events each time stops here rather than after an exponential number of them. Counted
+/// in memory, per process run, for the [`MAX_TRACKED_CAUSES`] most recent such events.
+pub const MAX_EMITTED_PER_CAUSE: usize = 100;
+/// Root causes whose emitted events are counted at once (the counts are forgotten beyond).
+pub const MAX_TRACKED_CAUSES: usize = 10_000;
 /// The path events are posted to over REST (what transforms see as the path of such events).
 pub const REST_PATH: &str = "/api/v1/events";
 /// Metric: group-complete messages produced.
@@ -51,6 +59,8 @@ pub struct Registry {
     receivers: RwLock<HashMap<String, Arc<Receiver>>>,
     /// The transforms incoming events go through, once plugins are loaded.
     transforms: OnceLock<Arc<dyn Transforms>>,
+    /// Events emitted by plugins so far, by the event from outside they all descend from.
+    emitted: std::sync::Mutex<HashMap<String, usize>>,
 }
 
 impl Registry {
@@ -62,6 +72,7 @@ impl Registry {
             types: RwLock::new(HashMap::new()),
             receivers: RwLock::new(HashMap::new()),
             transforms: OnceLock::new(),
+            emitted: std::sync::Mutex::new(HashMap::new()),
         };
         let mut page = Page {
             limit: query::MAX_LIMIT,
@@ -212,6 +223,7 @@ impl Registry {
         caused_by: &str,
     ) -> Result<String, RegistryError> {
         let mut chain = 1;
+        let mut root = caused_by.to_owned();
         let mut cause = Some(caused_by.to_owned());
         while let Some(id) = cause {
             chain += 1;
@@ -225,7 +237,9 @@ impl Registry {
                 .event(&id)?
                 .ok_or_else(|| not_found(ObjectKind::Event, &id))?
                 .caused_by;
+            root = id;
         }
+        self.count_emitted(&root)?;
         let (receiver_id, draft) =
             self.checked_draft(self.candidate(input, "")?, Some(caused_by))?;
         self.store
@@ -234,6 +248,23 @@ impl Registry {
             }))
             .await
             .map(|c| c.id)
+    }
+
+    /// Counts one more event emitted as a consequence of `root`; refused past
+    /// [`MAX_EMITTED_PER_CAUSE`].
+    fn count_emitted(&self, root: &str) -> Result<(), RegistryError> {
+        let mut emitted = self.emitted.lock().unwrap_or_else(|e| e.into_inner());
+        if emitted.len() >= MAX_TRACKED_CAUSES && !emitted.contains_key(root) {
+            emitted.clear();
+        }
+        let count = emitted.entry(root.to_owned()).or_default();
+        if *count >= MAX_EMITTED_PER_CAUSE {
+            return Err(RegistryError::invalid(format!(
+                "plugins already emitted {MAX_EMITTED_PER_CAUSE} events as consequences of event {root}: no more are stored"
+            )));
+        }
+        *count += 1;
+        Ok(())
     }
 
     /// A new event, about to go through the transforms: blank fields are refused after them
@@ -298,7 +329,7 @@ impl Registry {
             check.check(value, label);
         }
         check.finish()?;
-        self.validate_payload(&candidate.receiver_id, &candidate.payload)?;
+        self.validate_payload(Some(&candidate.receiver_id), &candidate.payload)?;
         let receiver_id = candidate.receiver_id.clone();
         Ok((
             receiver_id,
@@ -306,8 +337,17 @@ impl Registry {
         ))
     }
 
-    /// Checks `payload` against the schema of receiver `receiver_id`.
-    fn validate_payload(&self, receiver_id: &str, payload: &RawValue) -> Result<(), RegistryError> {
+    /// Checks that `payload` can be stored and matches the schema of receiver `receiver_id`
+    /// (`None`: a receiver created on the fly, whose schema takes anything).
+    fn validate_payload(
+        &self,
+        receiver_id: Option<&str>,
+        payload: &RawValue,
+    ) -> Result<(), RegistryError> {
+        depth::check("the event payload", payload.get())?;
+        let Some(receiver_id) = receiver_id else {
+            return Ok(());
+        };
         let validator = match self.schemas.get(receiver_id) {
             Some(v) => v,
             None => {
@@ -489,14 +529,14 @@ impl Registry {
     }
 
     /// The message a log entry stands for.
-    pub fn render(&self, entry: LogEntry) -> Result<Message, RegistryError> {
+    pub fn render(&self, entry: &LogEntry) -> Result<Message, RegistryError> {
         match entry {
-            LogEntry::Message(message) => Ok(*message),
+            LogEntry::Message(message) => Ok(message.as_ref().clone()),
             LogEntry::EventCreated { event_id } => {
                 let event = self
                     .store
-                    .event(&event_id)?
-                    .ok_or_else(|| not_found(ObjectKind::Event, &event_id))?;
+                    .event(event_id)?
+                    .ok_or_else(|| not_found(ObjectKind::Event, event_id))?;
                 let receiver = self.shared_receiver(&event.event_receiver_id)?;
                 Ok(Message::event_created(&event, &receiver))
             }
@@ -640,10 +680,12 @@ fn internal_json(e: serde_json::Error) -> RegistryError {
 /// The schema as stored (exact text) and as parsed; a string holding JSON text is unwrapped.
 fn schema_document(raw: Option<Box<RawValue>>) -> Result<(Box<RawValue>, Value), RegistryError> {
     let raw = raw.ok_or_else(|| RegistryError::invalid("schema is required"))?;
+    depth::check("the schema", raw.get())?;
     let value: Value = serde_json::from_str(raw.get()).map_err(internal_json)?;
     match value {
         Value::Null => Err(RegistryError::invalid("schema is required")),
         Value::String(text) => {
+            depth::check("the schema", &text)?;
             let value: Value = serde_json::from_str(&text)
                 .map_err(|e| RegistryError::invalid(format!("failed to parse schema: {e}")))?;
             let raw = RawValue::from_string(text).map_err(internal_json)?;

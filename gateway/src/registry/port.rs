@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::error::{RegistryError, StoreError};
 use super::message::Message;
 use super::model::{Event, Group, Nvrpp, Receiver};
-use super::query::{DefinitionFilter, EventFilter, Page};
+use super::query::{DefinitionFilter, EventFilter, Page, Scan};
 
 /// An entry of the durable log: a message to publish.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -60,10 +60,10 @@ pub trait Txn {
     fn latest_success(&self, receiver_id: &str, nvrpp: &Nvrpp) -> Result<Option<bool>, StoreError>;
     /// Ids of the receivers whose type is `kind`, oldest first.
     fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError>;
-    /// The event already stored for the ingested event (`source`, `id`), if any.
-    fn deduplicated(&self, source: &str, id: &str) -> Result<Option<String>, StoreError>;
-    /// Records that the ingested event (`source`, `id`) was stored as `event_id`.
-    fn put_dedup(&mut self, source: &str, id: &str, event_id: &str) -> Result<(), StoreError>;
+    /// What was recorded for the ingestion origin `origin` (the parts of its key), if any.
+    fn deduplicated(&self, origin: &[&str]) -> Result<Option<String>, StoreError>;
+    /// Records `value` for the ingestion origin `origin`.
+    fn put_dedup(&mut self, origin: &[&str], value: &str) -> Result<(), StoreError>;
     /// Sets (or, with `None`, removes) the setting `key`.
     fn put_setting(
         &mut self,
@@ -95,12 +95,16 @@ pub trait Store: Send + Sync {
         &self,
         filter: &DefinitionFilter,
         page: &Page,
-    ) -> Result<Vec<Receiver>, StoreError>;
-    /// Events matching `filter`, newest first, at most `page.limit + 1` of them.
-    fn find_events(&self, filter: &EventFilter, page: &Page) -> Result<Vec<Event>, StoreError>;
+    ) -> Result<Scan<Receiver>, StoreError>;
+    /// Events matching `filter`, newest first, at most `page.limit + 1` of them, looking at
+    /// no more than [`super::query::MAX_SCANNED`] events.
+    fn find_events(&self, filter: &EventFilter, page: &Page) -> Result<Scan<Event>, StoreError>;
     /// Groups matching `filter`, newest first, at most `page.limit + 1` of them.
-    fn find_groups(&self, filter: &DefinitionFilter, page: &Page)
-        -> Result<Vec<Group>, StoreError>;
+    fn find_groups(
+        &self,
+        filter: &DefinitionFilter,
+        page: &Page,
+    ) -> Result<Scan<Group>, StoreError>;
     /// Ids of the receivers whose type is `kind`, oldest first.
     fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError>;
     /// The setting `key`, if set.

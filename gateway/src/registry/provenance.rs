@@ -20,8 +20,14 @@ pub struct ProvenanceStep {
 }
 
 impl Registry {
-    /// Every event about `nvrpp`, oldest first, with its receiver and the groups it completed.
-    pub fn provenance(&self, nvrpp: &Nvrpp) -> Result<Vec<ProvenanceStep>, RegistryError> {
+    /// The latest `max` events about `nvrpp` (at most [`MAX_LIMIT`]), oldest first, with
+    /// their receivers and the groups they completed.
+    pub fn provenance(
+        &self,
+        nvrpp: &Nvrpp,
+        max: usize,
+    ) -> Result<Vec<ProvenanceStep>, RegistryError> {
+        let max = max.clamp(1, MAX_LIMIT);
         let filter = EventFilter {
             name: Some(nvrpp.name.clone()),
             version: Some(nvrpp.version.clone()),
@@ -32,10 +38,11 @@ impl Registry {
         };
         let mut events = Vec::new();
         let mut page = Page {
-            limit: MAX_LIMIT,
+            limit: max,
             after: None,
         };
-        loop {
+        while events.len() < max {
+            page.limit = max - events.len();
             let found = self.find_events(&filter, &page)?;
             events.extend(found.items);
             match found.next {

@@ -7,6 +7,33 @@ use super::model::{Event, Group, Receiver};
 pub const DEFAULT_LIMIT: usize = 100;
 /// Largest page size a search accepts.
 pub const MAX_LIMIT: usize = 1000;
+/// Most stored objects one search looks at: a filter that matches few of them ends its page
+/// early (fewer results than the limit) with the cursor where it stopped, so that no request
+/// scans the whole store and every result is still reached by following `next`.
+pub const MAX_SCANNED: usize = 10_000;
+/// Most payload bytes one page of events holds: a page reaching it ends early (at least one
+/// event; cursor in `next`), so that no answer is larger than about this much.
+pub const MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
+
+/// What a store's search found: at most `limit + 1` matches, and, when it looked at
+/// [`MAX_SCANNED`] objects before finding that many, the id of the last one it looked at.
+#[derive(Debug)]
+pub struct Scan<T> {
+    /// The matches, newest first.
+    pub items: Vec<T>,
+    /// Where the search stopped early, if it did.
+    pub stopped_at: Option<String>,
+}
+
+impl<T> Scan<T> {
+    /// A complete search.
+    pub fn complete(items: Vec<T>) -> Self {
+        Scan {
+            items,
+            stopped_at: None,
+        }
+    }
+}
 
 /// One page of a search: at most `limit` results, all older than the `after` cursor.
 #[derive(Debug, Clone)]
@@ -50,13 +77,18 @@ pub struct Found<T> {
 }
 
 impl<T> Found<T> {
-    /// Cuts `items` (fetched with one extra) to `limit` and sets the cursor from the last id kept.
-    pub fn paginate(mut items: Vec<T>, limit: usize, id: impl Fn(&T) -> &str) -> Self {
+    /// Cuts the matches (fetched with one extra) to `limit` and sets the cursor from the last
+    /// id kept, or from where the search stopped early.
+    pub fn paginate(scan: Scan<T>, limit: usize, id: impl Fn(&T) -> &str) -> Self {
+        let Scan {
+            mut items,
+            stopped_at,
+        } = scan;
         let next = if items.len() > limit {
             items.truncate(limit);
             items.last().map(|last| id(last).to_owned())
         } else {
-            None
+            stopped_at
         };
         Found { items, next }
     }

@@ -10,11 +10,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::keys;
 use super::trees::{decode, sled_error, Entry, TreeId, Trees};
-use super::writer::{self, Request};
+use super::writer::{self, FlushHealth, Request};
 use crate::registry::error::{RegistryError, StoreError};
 use crate::registry::model::{Event, Group, Receiver};
 use crate::registry::port::{Committed, LogEntry, Store, Work};
-use crate::registry::query::{DefinitionFilter, EventFilter, Page};
+use crate::registry::query::{
+    DefinitionFilter, EventFilter, Page, Scan, MAX_PAGE_BYTES, MAX_SCANNED,
+};
 
 /// Why the store could not be opened.
 #[derive(Debug, Error)]
@@ -50,6 +52,7 @@ pub struct SledStore {
     trees: Arc<Trees>,
     writer: mpsc::Sender<Request>,
     durable: watch::Receiver<u64>,
+    flush_health: FlushHealth,
 }
 
 impl SledStore {
@@ -80,11 +83,13 @@ impl SledStore {
             None => 0,
         };
         let (durable_tx, durable) = watch::channel(last_seq);
-        let writer = writer::spawn(trees.clone(), last_seq, durable_tx)?;
+        let flush_health = FlushHealth::default();
+        let writer = writer::spawn(trees.clone(), last_seq, durable_tx, flush_health.clone())?;
         Ok(SledStore {
             trees,
             writer,
             durable,
+            flush_health,
         })
     }
 
@@ -114,30 +119,56 @@ impl SledStore {
             .rev()
     }
 
-    /// Objects of a main tree (keyed by id) matching `keep`, newest first, `limit + 1` at most.
+    /// Objects of a main tree (keyed by id) matching `keep`, newest first, `limit + 1` at most,
+    /// looking at [`MAX_SCANNED`] objects and gathering [`MAX_PAGE_BYTES`] (by `size`) at most.
     fn find_in<T: serde::de::DeserializeOwned>(
         &self,
         tree: TreeId,
         id: Option<&str>,
         page: &Page,
         keep: impl Fn(&T) -> bool,
-    ) -> Result<Vec<T>, StoreError> {
+        size: impl Fn(&T) -> usize,
+    ) -> Result<Scan<T>, StoreError> {
         if let Some(id) = id {
             let found: Option<T> = self.trees.get_json(tree, id.as_bytes())?;
-            return Ok(found.into_iter().filter(|t| keep(t)).collect());
+            return Ok(Scan::complete(
+                found.into_iter().filter(|t| keep(t)).collect(),
+            ));
         }
         let mut found = Vec::new();
-        for item in self.scan_rev(tree, Vec::new(), page.after.as_deref()) {
-            let (_, value) = item?;
+        let mut last = String::new();
+        let mut bytes = 0;
+        for (scanned, item) in self
+            .scan_rev(tree, Vec::new(), page.after.as_deref())
+            .enumerate()
+        {
+            if scanned == MAX_SCANNED {
+                return Ok(stopped(found, last));
+            }
+            let (key, value) = item?;
+            last = String::from_utf8_lossy(&key).into_owned();
             let object: T = decode(&value)?;
             if keep(&object) {
+                bytes += size(&object);
                 found.push(object);
                 if found.len() > page.limit {
                     break;
                 }
+                if bytes >= MAX_PAGE_BYTES {
+                    return Ok(stopped(found, last));
+                }
             }
         }
-        Ok(found)
+        Ok(Scan::complete(found))
+    }
+}
+
+/// A search that looked at [`MAX_SCANNED`] objects: what it found, and where to go on (after
+/// `last_looked_at`, the id of the last object it looked at).
+fn stopped<T>(found: Vec<T>, last_looked_at: String) -> Scan<T> {
+    Scan {
+        items: found,
+        stopped_at: Some(last_looked_at),
     }
 }
 
@@ -158,25 +189,24 @@ impl Store for SledStore {
         &self,
         filter: &DefinitionFilter,
         page: &Page,
-    ) -> Result<Vec<Receiver>, StoreError> {
-        self.find_in(TreeId::Receivers, filter.id.as_deref(), page, |r| {
-            filter.matches_receiver(r)
-        })
+    ) -> Result<Scan<Receiver>, StoreError> {
+        let keep = |r: &Receiver| filter.matches_receiver(r);
+        let size = |r: &Receiver| r.schema.get().len();
+        self.find_in(TreeId::Receivers, filter.id.as_deref(), page, keep, size)
     }
 
     fn find_groups(
         &self,
         filter: &DefinitionFilter,
         page: &Page,
-    ) -> Result<Vec<Group>, StoreError> {
-        self.find_in(TreeId::Groups, filter.id.as_deref(), page, |g| {
-            filter.matches_group(g)
-        })
+    ) -> Result<Scan<Group>, StoreError> {
+        let keep = |g: &Group| filter.matches_group(g);
+        self.find_in(TreeId::Groups, filter.id.as_deref(), page, keep, |_| 0)
     }
 
     /// Uses the most selective index the filter allows: the NVRPP index when all five parts are
     /// given, else the receiver index, else the name index, else a scan of all events.
-    fn find_events(&self, filter: &EventFilter, page: &Page) -> Result<Vec<Event>, StoreError> {
+    fn find_events(&self, filter: &EventFilter, page: &Page) -> Result<Scan<Event>, StoreError> {
         let index = match filter {
             EventFilter {
                 name: Some(n),
@@ -201,27 +231,40 @@ impl Store for SledStore {
             _ => None,
         };
         let Some((tree, prefix)) = index else {
-            return self.find_in(TreeId::Events, filter.id.as_deref(), page, |e| {
-                filter.matches(e)
-            });
+            let keep = |e: &Event| filter.matches(e);
+            let size = |e: &Event| e.payload.get().len();
+            return self.find_in(TreeId::Events, filter.id.as_deref(), page, keep, size);
         };
         let prefix_len = prefix.len();
         let mut found = Vec::new();
-        for item in self.scan_rev(tree, prefix, page.after.as_deref()) {
+        let mut last = String::new();
+        let mut bytes = 0;
+        for (scanned, item) in self
+            .scan_rev(tree, prefix, page.after.as_deref())
+            .enumerate()
+        {
+            if scanned == MAX_SCANNED {
+                return Ok(stopped(found, last));
+            }
             let (key, _) = item?;
             let id = keys::entry_id(&key, prefix_len);
+            last.clone_from(&id);
             match self.event(&id)? {
                 Some(event) if filter.matches(&event) => {
+                    bytes += event.payload.get().len();
                     found.push(event);
                     if found.len() > page.limit {
                         break;
+                    }
+                    if bytes >= MAX_PAGE_BYTES {
+                        return Ok(stopped(found, id));
                     }
                 }
                 Some(_) => {}
                 None => return Err(StoreError(format!("index points to missing event {id}"))),
             }
         }
-        Ok(found)
+        Ok(Scan::complete(found))
     }
 
     fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError> {
@@ -292,6 +335,11 @@ impl Store for SledStore {
     fn check(&self) -> Result<(), StoreError> {
         if self.writer.is_closed() {
             return Err(StoreError("the store writer has stopped".into()));
+        }
+        if let Some(error) = self.flush_health.failing() {
+            return Err(StoreError(format!(
+                "flushing to disk fails (retrying; writes wait): {error}"
+            )));
         }
         self.trees.last(TreeId::Log)?;
         Ok(())

@@ -2,10 +2,14 @@
 //! sled transaction, and hands the batch to the flusher, which makes it durable and only then
 //! answers. While the flusher waits on the disk, the writer applies the next batch, and one
 //! flush covers every batch waiting for it (group commit): concurrent clients share flushes.
+//!
+//! A batch that was applied is never answered with an error: a flush that fails is tried
+//! again (with backoff) until it succeeds, the answers waiting for it, so that an error always
+//! means "not stored". Meanwhile [`FlushHealth`] tells readiness that the disk is failing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{mpsc as std_mpsc, Arc};
-use std::time::{Instant, SystemTime};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -46,11 +50,30 @@ enum Job {
     Close(oneshot::Sender<()>),
 }
 
+/// Longest wait between two attempts at a failing flush.
+const MAX_FLUSH_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Whether the last flush failed, and how (shared with readiness).
+#[derive(Clone, Default)]
+pub(crate) struct FlushHealth(Arc<Mutex<Option<String>>>);
+
+impl FlushHealth {
+    /// The error of the last flush, if it failed.
+    pub(crate) fn failing(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, error: Option<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = error;
+    }
+}
+
 /// Starts the writer and flusher threads; `last_seq` is the last sequence number in the log.
 pub(crate) fn spawn(
     trees: Arc<Trees>,
     last_seq: u64,
     durable: watch::Sender<u64>,
+    health: FlushHealth,
 ) -> std::io::Result<mpsc::Sender<Request>> {
     let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
     // Two batches may wait for the disk; beyond that the writer waits too (back-pressure), and
@@ -59,7 +82,10 @@ pub(crate) fn spawn(
     let flusher_trees = trees.clone();
     std::thread::Builder::new()
         .name("epr-store-flush".into())
-        .spawn(move || flush_loop(&flusher_trees, jobs_rx, &durable))?;
+        .spawn(move || {
+            let flush = || flusher_trees.db.flush().map(drop).map_err(sled_error);
+            flush_loop(&flush, jobs_rx, &durable, &health)
+        })?;
     std::thread::Builder::new()
         .name("epr-store-writer".into())
         .spawn(move || write_loop(&trees, rx, last_seq, &jobs_tx))?;
@@ -127,7 +153,12 @@ fn write_loop(
     }
 }
 
-fn flush_loop(trees: &Trees, jobs: std_mpsc::Receiver<Job>, durable: &watch::Sender<u64>) {
+fn flush_loop(
+    flush: &dyn Fn() -> Result<(), StoreError>,
+    jobs: std_mpsc::Receiver<Job>,
+    durable: &watch::Sender<u64>,
+    health: &FlushHealth,
+) {
     while let Ok(first) = jobs.recv() {
         let mut pending = vec![first];
         pending.extend(jobs.try_iter());
@@ -138,36 +169,23 @@ fn flush_loop(trees: &Trees, jobs: std_mpsc::Receiver<Job>, durable: &watch::Sen
                 Job::Close(_) => 0,
             })
             .sum();
-        let flushed = if units > 0 {
+        if units > 0 {
             let started = Instant::now();
-            let flushed = trees.db.flush().map_err(sled_error);
+            flush_until_done(flush, health);
             metrics::histogram!(super::METRIC_FLUSH_SECONDS)
                 .record(started.elapsed().as_secs_f64());
             metrics::histogram!(super::METRIC_FLUSH_BATCH).record(units as f64);
-            flushed
-        } else {
-            Ok(0)
-        };
+        }
         for job in pending {
             match job {
                 Job::Flush {
-                    mut answers,
-                    last_seq,
-                    ..
+                    answers, last_seq, ..
                 } => {
-                    match &flushed {
-                        Ok(_) => {
-                            durable.send_if_modified(|seq| {
-                                let newer = last_seq > *seq;
-                                *seq = (*seq).max(last_seq);
-                                newer
-                            });
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "flush to disk failed; answering with errors");
-                            fail_all(&mut answers, e);
-                        }
-                    }
+                    durable.send_if_modified(|seq| {
+                        let newer = last_seq > *seq;
+                        *seq = (*seq).max(last_seq);
+                        newer
+                    });
                     for (reply, result) in answers {
                         let _ = reply.send(result);
                     }
@@ -176,6 +194,31 @@ fn flush_loop(trees: &Trees, jobs: std_mpsc::Receiver<Job>, durable: &watch::Sen
                     let _ = done.send(());
                     return;
                 }
+            }
+        }
+    }
+}
+
+/// Flushes, trying again with backoff until the disk takes it: what was applied is answered
+/// only once durable, never with an error that would claim it was not stored.
+fn flush_until_done(flush: &dyn Fn() -> Result<(), StoreError>, health: &FlushHealth) {
+    let mut wait = Duration::from_millis(10);
+    loop {
+        match flush() {
+            Ok(()) => {
+                if health.failing().is_some() {
+                    tracing::info!("flushing to disk works again");
+                    health.set(None);
+                }
+                return;
+            }
+            Err(e) => {
+                if health.failing().is_none() {
+                    tracing::error!(error = %e, "flush to disk failed; retrying (the writes wait, none is answered until it succeeds)");
+                }
+                health.set(Some(e.0));
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(MAX_FLUSH_BACKOFF);
             }
         }
     }
@@ -339,16 +382,16 @@ impl Txn for SledTxn<'_> {
             .collect())
     }
 
-    fn deduplicated(&self, source: &str, id: &str) -> Result<Option<String>, StoreError> {
-        let key = keys::prefix(&[source, id]);
+    fn deduplicated(&self, origin: &[&str]) -> Result<Option<String>, StoreError> {
+        let key = keys::prefix(origin);
         Ok(self
             .get_raw(TreeId::Dedup, &key)?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    fn put_dedup(&mut self, source: &str, id: &str, event_id: &str) -> Result<(), StoreError> {
-        let key = keys::prefix(&[source, id]);
-        self.put(TreeId::Dedup, key, event_id.as_bytes().to_vec());
+    fn put_dedup(&mut self, origin: &[&str], value: &str) -> Result<(), StoreError> {
+        let key = keys::prefix(origin);
+        self.put(TreeId::Dedup, key, value.as_bytes().to_vec());
         Ok(())
     }
 
@@ -443,4 +486,42 @@ impl Txn for SledTxn<'_> {
 fn latest_key(receiver_id: &str, nvrpp: &Nvrpp) -> Vec<u8> {
     let [n, v, r, p, k] = nvrpp.parts();
     keys::prefix(&[receiver_id, n, v, r, p, k])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn a_failing_flush_is_retried_and_its_writes_answered_as_stored() {
+        let attempts = AtomicUsize::new(0);
+        let health = FlushHealth::default();
+        let seen_failing = Mutex::new(None);
+        let flush = || {
+            if attempts.fetch_add(1, Ordering::SeqCst) < 2 {
+                return Err(StoreError("disk full".into()));
+            }
+            *seen_failing.lock().unwrap() = health.failing();
+            Ok(())
+        };
+        let (durable_tx, durable_rx) = watch::channel(0);
+        let (jobs_tx, jobs_rx) = std_mpsc::sync_channel(2);
+        let (reply, answer) = oneshot::channel();
+        let committed = Committed::written("01EVENT".into());
+        jobs_tx
+            .send(Job::Flush {
+                answers: vec![(reply, Ok(committed))],
+                last_seq: 7,
+                units: 1,
+            })
+            .unwrap();
+        drop(jobs_tx);
+        flush_loop(&flush, jobs_rx, &durable_tx, &health);
+        assert_eq!(attempts.load(Ordering::SeqCst), 3);
+        assert_eq!(seen_failing.lock().unwrap().as_deref(), Some("disk full"));
+        assert_eq!(health.failing(), None, "healthy again once a flush worked");
+        assert_eq!(answer.blocking_recv().unwrap().unwrap().id, "01EVENT");
+        assert_eq!(*durable_rx.borrow(), 7);
+    }
 }

@@ -3,9 +3,10 @@
 //! size limit is never dropped: the payloads it carries are replaced by a reference to the
 //! event's URL, marked in the value (`payload_ref`) and in a header (`epr_payload_ref`).
 
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::value::RawValue;
 
-use crate::registry::message::Message;
+use crate::registry::message::{Message, MessageData};
 
 /// Header marking a record whose payloads were replaced by a reference.
 pub const PAYLOAD_REF_HEADER: &str = "epr_payload_ref";
@@ -42,7 +43,8 @@ fn message_time(message: &Message) -> Option<String> {
 }
 
 /// The record for `message`; `max_bytes` bounds the value, `public_url` is the gateway's base
-/// URL used in references.
+/// URL used in references. Nothing is parsed: payloads are written as stored, so every
+/// message that could be stored can be encoded, however its payload nests.
 pub fn record(
     message: &Message,
     max_bytes: usize,
@@ -69,8 +71,8 @@ pub fn record(
     }
     let mut value = serde_json::to_vec(message)?;
     if value.len() > max_bytes {
-        let (shortened, reference) = shorten(message, public_url)?;
-        value = shortened;
+        let reference = reference(message, public_url);
+        value = referenced(&without_payloads(message), &reference)?;
         headers.push((PAYLOAD_REF_HEADER, reference));
     }
     Ok(Record {
@@ -80,12 +82,25 @@ pub fn record(
     })
 }
 
-/// The message with its payloads (then, if that is not enough, all its data) replaced by a
-/// reference; returns the value and the reference.
-fn shorten(message: &Message, public_url: &str) -> Result<(Vec<u8>, String), serde_json::Error> {
-    let mut value = serde_json::to_value(message)?;
+/// A message with `payload_ref` beside its fields.
+#[derive(Serialize)]
+struct Referenced<'a> {
+    #[serde(flatten)]
+    message: &'a Message,
+    payload_ref: &'a str,
+}
+
+fn referenced(message: &Message, reference: &str) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&Referenced {
+        message,
+        payload_ref: reference,
+    })
+}
+
+/// Where the data a shortened message leaves out can be read.
+fn reference(message: &Message, public_url: &str) -> String {
     let base = public_url.trim_end_matches('/');
-    let reference = match message.data.events.as_ref().and_then(|e| e.first()) {
+    match message.data.events.as_ref().and_then(|e| e.first()) {
         Some(event) => format!("{base}/api/v1/events/{}", event.id),
         None => match message
             .data
@@ -96,49 +111,47 @@ fn shorten(message: &Message, public_url: &str) -> Result<(Vec<u8>, String), ser
             Some(receiver) => format!("{base}/api/v1/receivers/{}", receiver.id),
             None => format!("{base}/api/v1/groups/{}", message.id),
         },
-    };
-    if let Some(events) = value
-        .pointer_mut("/data/events")
-        .and_then(Value::as_array_mut)
-    {
-        for event in events {
-            event["payload"] = Value::Null;
-        }
     }
-    value["payload_ref"] = Value::String(reference.clone());
-    Ok((serde_json::to_vec(&value)?, reference))
 }
 
-/// The same message reduced to its envelope: `data` emptied, `payload_ref` set (for a value
-/// still too large once its payloads are gone, e.g. a receiver with a huge schema).
-pub fn envelope_only(record: &Record, public_url: &str) -> Result<Record, serde_json::Error> {
-    let mut value: Value = serde_json::from_slice(&record.value)?;
-    let reference = record
-        .headers
-        .iter()
-        .find(|(name, _)| *name == PAYLOAD_REF_HEADER)
-        .map(|(_, r)| r.clone())
-        .unwrap_or_else(|| {
-            format!(
-                "{}/api/v1/events/{}",
-                public_url.trim_end_matches('/'),
-                value["id"].as_str().unwrap_or_default()
-            )
-        });
-    value["data"] =
-        serde_json::json!({"events": null, "event_receivers": null, "event_receiver_groups": null});
-    value["payload_ref"] = Value::String(reference.clone());
+/// The message with its events' payloads set to `null`.
+fn without_payloads(message: &Message) -> Message {
+    let mut shortened = message.clone();
+    for event in shortened.data.events.iter_mut().flatten() {
+        event.payload = null_payload();
+    }
+    shortened
+}
+
+fn null_payload() -> Box<RawValue> {
+    // `null` is JSON text: the conversion cannot fail
+    serde_json::value::to_raw_value(&()).unwrap_or_else(|_| unreachable!("null is JSON"))
+}
+
+/// The record of `message` reduced to its envelope: `data` emptied, `payload_ref` set (for a
+/// value still too large once its payloads are gone, e.g. a receiver with a huge schema).
+pub fn envelope_only(
+    message: &Message,
+    record: &Record,
+    public_url: &str,
+) -> Result<Record, serde_json::Error> {
+    let reference = reference(message, public_url);
+    let envelope = Message {
+        data: MessageData::default(),
+        ..message.clone()
+    };
     let mut headers: Vec<_> = record
         .headers
         .iter()
         .filter(|(n, _)| *n != PAYLOAD_REF_HEADER)
         .cloned()
         .collect();
+    let value = referenced(&envelope, &reference)?;
     headers.push((PAYLOAD_REF_HEADER, reference));
     Ok(Record {
         key: record.key.clone(),
         headers,
-        value: serde_json::to_vec(&value)?,
+        value,
     })
 }
 
@@ -148,6 +161,7 @@ mod tests {
     use crate::registry::model::{Event, Receiver};
     use chrono::Utc;
     use serde_json::value::to_raw_value;
+    use serde_json::Value;
 
     fn message(payload_len: usize) -> Message {
         let event = Event {
@@ -210,9 +224,21 @@ mod tests {
         assert!(r
             .headers
             .contains(&(PAYLOAD_REF_HEADER, "http://gw/api/v1/events/01EVENT".into())));
-        let small = envelope_only(&r, "http://gw").unwrap();
+        let small = envelope_only(&message(5000), &r, "http://gw").unwrap();
         let value: Value = serde_json::from_slice(&small.value).unwrap();
         assert_eq!(value["data"]["events"], Value::Null);
         assert_eq!(value["payload_ref"], "http://gw/api/v1/events/01EVENT");
+    }
+
+    #[test]
+    fn a_deeply_nested_oversized_payload_still_becomes_a_reference() {
+        let mut m = message(0);
+        let deep = format!("{}{}", "[".repeat(500), "]".repeat(500));
+        m.data.events.as_mut().unwrap()[0].payload = RawValue::from_string(deep).unwrap();
+        let r = record(&m, 100, "http://gw").unwrap();
+        assert!(r.value.len() < 1000);
+        assert!(String::from_utf8(r.value)
+            .unwrap()
+            .contains("\"payload_ref\""));
     }
 }

@@ -18,6 +18,8 @@ use super::record::{envelope_only, record, Record};
 use super::status::{RelayStatus, DELIVERED, END_TO_END};
 use super::{BrokerContext, KafkaConfig};
 use crate::bus::cursor::DurableCursor;
+use crate::registry::message::Message;
+use crate::registry::port::LogEntry;
 use crate::registry::Registry;
 
 /// Log messages produced per batch.
@@ -116,9 +118,11 @@ impl Relay {
                 self.status.delivered(delivered, caught_up);
             }
             if delivered < last {
-                // a failed batch: check the topic and start over with a new producer
-                topic_ready = false;
-                self.reset_producer();
+                if !self.status.is_stuck_at(delivered + 1) {
+                    // a failed batch: check the topic and start over with a new producer
+                    topic_ready = false;
+                    self.reset_producer();
+                }
                 sleep_or_stop(&mut stop, &mut backoff).await;
             } else {
                 backoff = Duration::from_millis(100);
@@ -175,61 +179,40 @@ impl Relay {
         }
     }
 
-    /// Produces the entries; returns the sequence number up to which all were acknowledged.
-    async fn deliver(&self, entries: Vec<(u64, crate::registry::port::LogEntry)>) -> u64 {
+    /// Produces the entries in order; returns the sequence number up to which all were
+    /// acknowledged. An entry that cannot be rendered or encoded stops the batch there (the
+    /// relay reports itself stuck on it and tries again later): nothing is ever skipped.
+    async fn deliver(&self, entries: Vec<(u64, LogEntry)>) -> u64 {
         let mut prepared = Vec::with_capacity(entries.len());
         for (seq, entry) in entries {
-            let message = match self.registry.render(entry) {
-                Ok(message) => message,
-                Err(e) => {
-                    tracing::error!(seq, error = %e, "log entry cannot be rendered; skipped");
-                    prepared.push((seq, None, None));
-                    continue;
-                }
-            };
-            let stored_at = message
-                .data
-                .events
-                .as_ref()
-                .and_then(|e| e.first())
-                .map(|e| e.created_at);
-            match record(
-                &message,
-                self.config.max_message_bytes,
-                &self.config.public_url,
-            ) {
-                Ok(r) => prepared.push((seq, Some(r), stored_at)),
-                Err(e) => {
-                    tracing::error!(seq, error = %e, "message cannot be encoded; skipped");
-                    prepared.push((seq, None, None));
+            match self.prepare(entry) {
+                Ok((message, record)) => prepared.push((seq, message, record)),
+                Err(error) => {
+                    self.status.stuck(seq, &error);
+                    break;
                 }
             }
         }
-        let sends = prepared.iter().map(|(_, r, _)| async move {
-            match r {
-                Some(r) => Some(self.send(r).await),
-                None => None,
-            }
-        });
-        let results = join_all(sends).await;
+        if prepared.is_empty() {
+            return self.cursor.position();
+        }
+        let results = join_all(prepared.iter().map(|(_, _, r)| self.send(r))).await;
         let mut delivered = self.cursor.position();
-        for ((seq, r, stored_at), result) in prepared.into_iter().zip(results) {
-            let outcome = match (result, r) {
-                (None, _) | (_, None) => Ok(()),
-                (Some(Ok(())), _) => Ok(()),
-                (
-                    Some(Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge))),
-                    Some(r),
-                ) => self.send_envelope_only(&r).await,
-                (Some(Err(e)), _) => Err(e),
+        for ((seq, message, r), result) in prepared.into_iter().zip(results) {
+            let outcome = match result {
+                Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)) => {
+                    self.send_envelope_only(&message, &r).await
+                }
+                other => other,
             };
             match outcome {
                 Ok(()) => {
                     delivered = seq;
                     metrics::counter!(DELIVERED).increment(1);
-                    if let Some(at) = stored_at {
-                        let seconds =
-                            (Utc::now() - at).num_microseconds().unwrap_or(0) as f64 / 1e6;
+                    if let Some(at) = message.data.events.as_ref().and_then(|e| e.first()) {
+                        let seconds = (Utc::now() - at.created_at).num_microseconds().unwrap_or(0)
+                            as f64
+                            / 1e6;
                         metrics::histogram!(END_TO_END).record(seconds.max(0.0));
                     }
                 }
@@ -242,17 +225,28 @@ impl Relay {
         delivered
     }
 
-    async fn send_envelope_only(&self, r: &Record) -> Result<(), KafkaError> {
-        match envelope_only(r, &self.config.public_url) {
-            Ok(small) => {
-                tracing::warn!(key = %r.key, "the broker refused a message as too large; sent it without its data");
-                self.send(&small).await
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot shorten a message the broker refused; skipped");
-                Ok(())
-            }
-        }
+    /// The message of a log entry and its record, or why there is none.
+    fn prepare(&self, entry: LogEntry) -> Result<(Message, Record), String> {
+        let message = self
+            .registry
+            .render(&entry)
+            .map_err(|e| format!("cannot render the log entry: {e}"))?;
+        let record = record(
+            &message,
+            self.config.max_message_bytes,
+            &self.config.public_url,
+        )
+        .map_err(|e| format!("cannot encode the message: {e}"))?;
+        Ok((message, record))
+    }
+
+    async fn send_envelope_only(&self, message: &Message, r: &Record) -> Result<(), KafkaError> {
+        let small = envelope_only(message, r, &self.config.public_url).map_err(|e| {
+            tracing::error!(error = %e, "cannot shorten a message the broker refused");
+            KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)
+        })?;
+        tracing::warn!(key = %r.key, "the broker refused a message as too large; sent it without its data");
+        self.send(&small).await
     }
 
     async fn send(&self, r: &Record) -> Result<(), KafkaError> {

@@ -17,6 +17,8 @@ pub const LAG_SECONDS: &str = "epr_kafka_relay_lag_seconds";
 pub const DELIVERY_ERRORS: &str = "epr_kafka_delivery_errors_total";
 /// Metric: messages acknowledged by the broker.
 pub const DELIVERED: &str = "epr_kafka_messages_delivered_total";
+/// Metric: 1 while the relay is stopped at a log entry it cannot render or encode.
+pub const STUCK: &str = "epr_kafka_relay_stuck";
 /// Metric: from an event's storage (its 2xx) to the broker's acknowledgement of its message.
 pub const END_TO_END: &str = "epr_kafka_end_to_end_seconds";
 
@@ -33,6 +35,8 @@ pub struct RelayStatus {
     delivered_seq: AtomicU64,
     caught_up_at: Mutex<Instant>,
     last_error: Mutex<Option<String>>,
+    /// The log entry the relay cannot get past, and why (0: none).
+    stuck_at: AtomicU64,
 }
 
 impl RelayStatus {
@@ -44,12 +48,22 @@ impl RelayStatus {
             delivered_seq: AtomicU64::new(cursor),
             caught_up_at: Mutex::new(Instant::now()),
             last_error: Mutex::new(None),
+            stuck_at: AtomicU64::new(0),
         }
     }
 
     /// Everything up to `seq` is acknowledged; `caught_up` when nothing more is durable.
     pub fn delivered(&self, seq: u64, caught_up: bool) {
         self.delivered_seq.store(seq, Ordering::Relaxed);
+        let stuck = self.stuck_at.load(Ordering::Relaxed);
+        if stuck != 0 && stuck <= seq {
+            self.stuck_at.store(0, Ordering::Relaxed);
+            metrics::gauge!(STUCK).set(0.0);
+            tracing::info!(
+                seq,
+                "the Kafka relay got past the log entry it was stuck on"
+            );
+        }
         if caught_up {
             *self.caught_up_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         }
@@ -71,6 +85,22 @@ impl RelayStatus {
             tracing::warn!(%error, "Kafka delivery failing; events stay in the log and will be relayed when the broker is back");
         }
         metrics::gauge!(BROKER_UP).set(0.0);
+    }
+
+    /// The relay cannot render or encode log entry `seq`: it stops there (never skips it) and
+    /// tries again later.
+    pub fn stuck(&self, seq: u64, error: &str) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(format!("log entry {seq}: {error}"));
+        if self.stuck_at.swap(seq, Ordering::Relaxed) != seq {
+            tracing::error!(seq, %error, "the Kafka relay is stuck: it cannot relay this log entry and will not skip it; retrying");
+        }
+        metrics::gauge!(STUCK).set(1.0);
+    }
+
+    /// Whether the relay is stuck at log entry `seq`.
+    pub fn is_stuck_at(&self, seq: u64) -> bool {
+        self.stuck_at.load(Ordering::Relaxed) == seq
     }
 
     /// The relay's state, given the last durable log sequence number; updates the lag gauges.
@@ -99,6 +129,10 @@ impl RelayStatus {
             "lag_messages": lag,
             "lag_seconds": seconds,
             "last_error": *self.last_error.lock().unwrap_or_else(|e| e.into_inner()),
+            "stuck_at_sequence": match self.stuck_at.load(Ordering::Relaxed) {
+                0 => None,
+                seq => Some(seq),
+            },
         })
     }
 }
