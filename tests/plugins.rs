@@ -971,3 +971,366 @@ async fn the_sbom_generator_emits_a_valid_cyclonedx_bom() {
         "an event without components gives no SBOM"
     );
 }
+
+/// Installs the hostile watcher as `hostile-<mode>` with `grants` (plus its mode, one attempt).
+async fn hostile(gw: &Gateway, mode: &str, mut grants: Value) -> Value {
+    let config = grants["config"].as_object().cloned().unwrap_or_default();
+    let mut config = Value::Object(config);
+    config["mode"] = json!(mode);
+    grants["config"] = config;
+    grants["max_attempts"] = json!(1);
+    install(
+        gw,
+        "hostile_watcher",
+        grants,
+        Some(&format!("hostile-{mode}")),
+    )
+    .await
+}
+
+/// The first dead letter of `name`'s, once there is one.
+async fn first_dead_letter(gw: &Gateway, name: &str) -> Value {
+    until(&format!("{name} to dead-letter"), || async {
+        dead_letters(gw, name).await.first().cloned()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn sleeping_plugins_hold_no_request_and_no_delete_or_shutdown() {
+    let mut gw = Gateway::start().await;
+    install(&gw, "hostile_transform", json!({}), None).await;
+    let hostile = gw.receiver("test.hostile").await;
+    let started = std::time::Instant::now();
+    let (status, answer) = gw
+        .post(
+            "/api/v1/events",
+            &json!({"name": "u", "version": "1", "release": "r", "platform_id": "p",
+                "package": "k", "description": "sleep", "payload": {}, "success": true,
+                "event_receiver_id": hostile}),
+        )
+        .await;
+    let took = started.elapsed();
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    // the transform asked for 20 s of sleep: WASI clocks return at once
+    assert!(took < Duration::from_secs(10), "answered in {took:?}");
+    hostile_watcher_sleeps(&gw).await;
+    // one more sleeper, busy with an event when the gateway is stopped
+    install(
+        &gw,
+        "hostile_watcher",
+        json!({"config": {"mode": "sleep"}}),
+        Some("sleeper"),
+    )
+    .await;
+    let sleepy = gw.receiver("test.sleepy.again").await;
+    gw.event(&sleepy, "app", true).await;
+    let started = std::time::Instant::now();
+    let status = gw.terminate().await;
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+}
+
+/// A watcher that sleeps 60 s per event handles it at once, and is deleted at once.
+async fn hostile_watcher_sleeps(gw: &Gateway) {
+    hostile(gw, "sleep", json!({})).await;
+    let receiver = gw.receiver("test.sleepy").await;
+    gw.event(&receiver, "app", true).await;
+    until("the sleeping watcher to handle the event", || async {
+        let view = plugin(gw, "hostile-sleep").await;
+        (view["calls"] == 1).then_some(view)
+    })
+    .await;
+    gw.event(&receiver, "app", true).await;
+    let started = std::time::Instant::now();
+    let (status, answer) = gw
+        .call(Method::DELETE, "/api/v1/plugins/hostile-sleep", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(gw.get("/healthz/liveness").await.0.is_success());
+}
+
+#[tokio::test]
+async fn capabilities_come_from_the_grants_and_emitting_is_capped() {
+    let gw = Gateway::start().await;
+    let allowed = gw.receiver("test.allowed").await;
+    let other = gw.receiver("test.other").await;
+    let trigger = gw.receiver("test.trigger").await;
+    // the manifest asks for emit-event; the grants do not give it
+    let view = hostile(
+        &gw,
+        "emit-flood",
+        json!({"config": {"receiver": allowed}, "subscription": {"types": ["test.trigger"]}}),
+    )
+    .await;
+    let asked: Vec<&str> = view["manifest"]["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(asked.contains(&"emit-event"), "{view}");
+    assert_eq!(view["granted_capabilities"], json!([]), "{view}");
+    gw.event(&trigger, "app", true).await;
+    let letter = first_dead_letter(&gw, "hostile-emit-flood").await;
+    assert!(
+        letter["error"]
+            .as_str()
+            .unwrap()
+            .contains("capability emit-event is not granted"),
+        "{letter}"
+    );
+    assert!(events_of(&gw, &allowed).await.is_empty());
+
+    // granted, to one receiver: at most 10 per call there, none elsewhere
+    let trigger_only = json!({"types": ["test.trigger"]});
+    let grants = |receiver: &str, mode: &str| {
+        json!({"config": {"receiver": receiver, "mode": mode}, "capabilities": ["emit-event"],
+            "emit_receivers": [allowed], "max_attempts": 1, "subscription": trigger_only})
+    };
+    let view = install(
+        &gw,
+        "hostile_watcher",
+        grants(&allowed, "emit-flood"),
+        Some("granted"),
+    )
+    .await;
+    assert_eq!(
+        view["granted_capabilities"],
+        json!(["emit-event"]),
+        "{view}"
+    );
+    gw.event(&trigger, "again", true).await;
+    let letter = first_dead_letter(&gw, "granted").await;
+    let error = letter["error"].as_str().unwrap();
+    assert!(
+        error.contains("at most 10 events") && error.contains("max_emits_per_call"),
+        "{error}"
+    );
+    assert_eq!(events_of(&gw, &allowed).await.len(), 10);
+    install(
+        &gw,
+        "hostile_watcher",
+        grants(&other, "emit-flood"),
+        Some("hostile-elsewhere"),
+    )
+    .await;
+    gw.event(&trigger, "third", true).await;
+    let letter = first_dead_letter(&gw, "hostile-elsewhere").await;
+    assert!(
+        letter["error"].as_str().unwrap().contains("emit_receivers"),
+        "{letter}"
+    );
+    assert!(events_of(&gw, &other).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_plugin_cannot_flood_its_store_the_log_or_its_errors() {
+    let gw = Gateway::start().await;
+    hostile(&gw, "kv-flood", json!({"capabilities": ["key-value"]})).await;
+    hostile(&gw, "log-flood", json!({})).await;
+    hostile(&gw, "huge-error", json!({})).await;
+    let receiver = gw.receiver("test.flood").await;
+    gw.event(&receiver, "app", true).await;
+    let letter = first_dead_letter(&gw, "hostile-kv-flood").await;
+    assert!(
+        letter["error"]
+            .as_str()
+            .unwrap()
+            .contains("key-value store is full"),
+        "{letter}"
+    );
+    let letter = first_dead_letter(&gw, "hostile-huge-error").await;
+    let error = letter["error"].as_str().unwrap();
+    assert!(error.len() <= 1100, "{} bytes", error.len());
+    assert!(
+        error.starts_with("eeee") && error.ends_with("..."),
+        "cut, and says so"
+    );
+    let view = until("the log flood to be handled", || async {
+        let view = plugin(&gw, "hostile-log-flood").await;
+        (view["calls"] == 1).then_some(view)
+    })
+    .await;
+    assert_eq!(view["failures"], 0, "{view}");
+    assert!(gw.get("/healthz/liveness").await.0.is_success());
+}
+
+#[tokio::test]
+async fn http_grants_mean_what_they_say() {
+    let gw = Gateway::start().await;
+    let hook = Hook::start(0).await;
+    let port = hook.port;
+    // a name that resolves to loopback is refused, even when granted by name
+    hostile(
+        &gw,
+        "fetch",
+        json!({"allowed_hosts": [format!("localhost:{port}")],
+            "config": {"url": format!("http://localhost:{port}/x")}}),
+    )
+    .await;
+    // the plugin may not set Host
+    hostile(
+        &gw,
+        "host-header",
+        json!({"allowed_hosts": [format!("127.0.0.1:{port}")],
+            "config": {"url": format!("http://127.0.0.1:{port}/x")}}),
+    )
+    .await;
+    let receiver = gw.receiver("test.http").await;
+    gw.event(&receiver, "app", true).await;
+    let letter = first_dead_letter(&gw, "hostile-fetch").await;
+    let error = letter["error"].as_str().unwrap();
+    assert!(
+        error.contains("localhost resolves to") && error.contains("grant the address"),
+        "{error}"
+    );
+    let letter = first_dead_letter(&gw, "hostile-host-header").await;
+    assert!(
+        letter["error"]
+            .as_str()
+            .unwrap()
+            .contains("header Host is set by the host"),
+        "{letter}"
+    );
+    assert!(hook.received().is_empty(), "nothing reached the server");
+    // granted by address, it is reached (the fixture reports the status as an error)
+    let grants = json!({"allowed_hosts": [format!("127.0.0.1:{port}")],
+        "config": {"url": format!("http://127.0.0.1:{port}/x"), "mode": "fetch"},
+        "max_attempts": 1});
+    install(&gw, "hostile_watcher", grants, Some("hostile-by-address")).await;
+    gw.event(&receiver, "again", true).await;
+    let letter = first_dead_letter(&gw, "hostile-by-address").await;
+    assert!(
+        letter["error"]
+            .as_str()
+            .unwrap()
+            .contains("reached it: 200"),
+        "{letter}"
+    );
+    // non-ASCII grants (a PATCH body can carry them; a header cannot) are refused, not a crash
+    let (status, answer) = gw
+        .call(
+            Method::PATCH,
+            "/api/v1/plugins/hostile-fetch",
+            Some(json!({"grants": {"allowed_hosts": ["é.example", "*é"]}}).to_string()),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(error_of(&answer).contains("ASCII host name"), "{answer}");
+    assert!(gw.get("/healthz/liveness").await.0.is_success());
+}
+
+#[tokio::test]
+async fn the_webhook_firers_signatures_pass_the_reference_library_and_the_gateways_verifier() {
+    let gw = Gateway::start().await;
+    gw.receiver("test.fire").await;
+    // the same key as a whsec_ secret and as bare (unpadded) base64
+    let bare = SECRET.trim_start_matches("whsec_").trim_end_matches('=');
+    for (n, secret) in [SECRET, bare].into_iter().enumerate() {
+        let hook = Hook::start(0).await;
+        install(
+            &gw,
+            "webhook_firer",
+            hook.grants("/hook", secret),
+            Some(&format!("firer-{n}")),
+        )
+        .await;
+        let source = format!("sw-{n}");
+        let (status, answer) = gw
+            .call(
+                Method::PUT,
+                &format!("/api/v1/webhooks/{source}"),
+                Some(
+                    json!({"accept": "cloudevents", "signature": "standard-webhooks",
+                    "secret": secret})
+                    .to_string(),
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        let receiver = gw.receiver(&format!("test.fire.{n}")).await;
+        gw.event(&receiver, "app", true).await;
+        let received = until("the webhook", || async { hook.received().first().cloned() }).await;
+        let header = |name: &str| received.headers[name].to_str().unwrap().to_owned();
+        let python = std::env::var("EPR_TEST_PYTHON").expect("EPR_TEST_PYTHON (tests/run sets it)");
+        let script = format!(
+            "{}/../tests/python/standard_webhooks_verify.py",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let output = tokio::process::Command::new(&python)
+            .args([
+                script.as_str(),
+                secret,
+                &header("webhook-id"),
+                &header("webhook-timestamp"),
+                &header("webhook-signature"),
+                &base64::engine::general_purpose::STANDARD.encode(&received.body),
+            ])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{secret}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // the same delivery, replayed to the gateway's own verifier
+        let headers: Vec<(String, String)> = received
+            .headers
+            .iter()
+            .filter(|(name, _)| {
+                name.as_str().starts_with("ce-")
+                    || name.as_str().starts_with("webhook-")
+                    || *name == "content-type"
+            })
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let body = String::from_utf8(received.body.to_vec()).unwrap();
+        let (status, answer) = gw
+            .post_with(&format!("/webhook/{source}"), &headers, &body)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{secret}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn a_transform_cannot_route_an_event_past_its_receivers_schema() {
+    let gw = Gateway::start().await;
+    install(&gw, "hostile_transform", json!({}), None).await;
+    let strict = json!({"type": "object", "required": ["approved_by"]});
+    gw.create(
+        "/api/v1/receivers",
+        &support::receiver_body("test.hostile.strict", strict),
+    )
+    .await;
+    let before = gw.last_sequence().await;
+    // the transform empties the receiver id of what it returns
+    let cloudevent = json!({"specversion": "1.0", "id": "u-1", "source": "/attacker",
+        "type": "test.hostile.strict", "eprdescription": "unroute", "data": {}});
+    let (status, answer) = gw
+        .post_with(
+            "/api/v1/cloudevents",
+            &[STRUCTURED],
+            &cloudevent.to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        error_of(&answer).contains("did not match event receiver schema"),
+        "{answer}"
+    );
+    assert_eq!(gw.last_sequence().await, before, "nothing stored");
+}

@@ -147,9 +147,14 @@ impl WebhookSource {
         }
         if self.signature == Scheme::StandardWebhooks {
             let secret = self.secret.as_deref().unwrap_or_default();
-            if let Err(e) = super::signature::standard_webhooks_key(secret) {
+            let problem = match super::signature::standard_webhooks_key(secret) {
+                Ok(key) if key.is_empty() => Some("the key is empty".to_owned()),
+                Ok(_) => None,
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(problem) = problem {
                 return Err(SourceError::Invalid(format!(
-                    "{}: a standard-webhooks secret is the base64 of the key, optionally after whsec_ (as the Standard Webhooks libraries read it): {e}",
+                    "{}: a standard-webhooks secret is the base64 of the key, optionally after whsec_ (as the Standard Webhooks libraries read it): {problem}",
                     self.id
                 )));
             }

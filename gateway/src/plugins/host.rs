@@ -48,6 +48,9 @@ pub struct PluginView {
     pub failures: u64,
     /// The last failure's error.
     pub last_error: Option<String>,
+    /// The capabilities it has: those of its manifest's (`manifest.capabilities`, what it
+    /// asks for) that the grants give.
+    pub granted_capabilities: Vec<&'static str>,
     /// A watcher's cursor: the last log sequence number it is done with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cursor: Option<u64>,
@@ -298,6 +301,7 @@ impl PluginHost {
             calls: installed.loaded.stats().calls(),
             failures: installed.loaded.stats().failures(),
             last_error: installed.loaded.stats().last_error(),
+            granted_capabilities: installed.granted.names(),
             cursor: watcher.then(|| cursor::stored(self.registry(), &catalog::cursor_key(name))),
             dead_letters: watcher.then(|| {
                 runner::dead_letters(self, name)

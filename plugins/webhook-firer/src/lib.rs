@@ -7,7 +7,9 @@
 //! Configuration: `url` (required), `secret` (optional).
 
 use base64::Engine as _;
+use base64::alphabet;
 use base64::engine::general_purpose::STANDARD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use epr_plugin_sdk::manifest;
 use epr_plugin_sdk::watcher::{Capability, Event, Guest, Manifest, host};
 use hmac::{Hmac, Mac};
@@ -68,9 +70,17 @@ fn source(cloudevent: &Option<epr_plugin_sdk::watcher::Cloudevent>) -> String {
         .map_or_else(|| "epr-gateway".to_owned(), |ce| ce.source.clone())
 }
 
-/// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` with the secret `whsec_<base64>`.
+/// Reads a secret's base64 as the Standard Webhooks libraries do: padding optional.
+const SECRET_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` with the key whose base64 is the
+/// secret, after an optional `whsec_` prefix (the rule of the Standard Webhooks libraries and of
+/// the gateway's own verifier).
 fn sign(secret: &str, id: &str, timestamp: &str, body: &[u8]) -> Result<String, String> {
-    let key = STANDARD
+    let key = SECRET_BASE64
         .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
         .map_err(|e| format!("`secret` is not whsec_<base64>: {e}"))?;
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|e| e.to_string())?;
