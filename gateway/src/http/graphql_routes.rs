@@ -29,7 +29,10 @@ pub fn routes(registry: Arc<Registry>, plugins: Arc<PluginHost>) -> OpenApiRoute
 /// read within the body limit and deadline, like every other; malformed JSON is a 400).
 #[utoipa::path(post, path = "/api/v1/graphql/query", tag = "graphql", security((), ("bearer" = [])),
     request_body(content = Object, description = "`{\"query\": ..., \"variables\": {...}}`"),
-    responses((status = 200, description = "`{\"data\": ..., \"errors\": [...]}`", body = Object)))]
+    responses((status = 200, description = "`{\"data\": ..., \"errors\": [...]}`",
+            content((Object = "application/json"), (Object = "application/graphql-response+json"))),
+        (status = 400, description = "The body is not a GraphQL request in JSON", body = super::envelope::ErrorBody),
+        (status = 413, description = "The body is over the size limit", body = super::envelope::ErrorBody)))]
 async fn query(
     Extension(schema): Extension<EprSchema>,
     admin: Result<AdminAuth, ApiError>,

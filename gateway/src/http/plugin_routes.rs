@@ -144,6 +144,7 @@ async fn replace(
     params(("name" = String, Path, description = "Plugin name")),
     request_body(content = Object, description = "`{\"enabled\": bool}` and/or `{\"grants\": {...}}`"),
     responses((status = 200, description = "The plugin", body = Envelope<Object>),
+        (status = 400, description = "Malformed JSON or invalid grants", body = ErrorBody),
         (status = 404, description = "No such plugin", body = ErrorBody)))]
 async fn update(
     _: AdminAuth,
