@@ -365,7 +365,17 @@ async fn every_body_is_bounded_graphql_included_and_the_body_deadline_is_total()
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     };
-    let _ = tokio::time::timeout(Duration::from_secs(8), trickle).await;
+    // the gateway keeps answering others meanwhile
+    let others = async {
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert!(liveness(&gw).await < Duration::from_secs(2));
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(8), async {
+        tokio::join!(trickle, others)
+    })
+    .await;
     let mut answer = vec![0; 4096];
     let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
         .await

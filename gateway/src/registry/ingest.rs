@@ -60,6 +60,11 @@ fn content_hash(payload: &RawValue) -> String {
     hex::encode(&Sha256::digest(payload.get().as_bytes())[..16])
 }
 
+/// Receivers held beyond which none is created on the fly: each type a client invents (e.g.
+/// `dev.cdeventsx.*` on the open CDEvents webhook) would otherwise add a receiver and a cached
+/// validator.
+pub const MAX_RECEIVERS: usize = 10_000;
+
 /// The schema of receivers created on the fly.
 const ANY_SCHEMA: &str = "{}";
 
@@ -159,6 +164,11 @@ impl Registry {
                 let ids = self.receivers_of_type(kind)?;
                 match (ids.as_slice(), auto) {
                     ([id], _) => Ok(Target::Existing(id.clone())),
+                    ([], Some(_)) if self.receiver_count() >= MAX_RECEIVERS => {
+                        Err(RegistryError::invalid(format!(
+                            "no receiver has type {kind}, and the gateway already holds {MAX_RECEIVERS} receivers: none is created on the fly (create it with POST /api/v1/receivers)"
+                        )))
+                    }
                     ([], Some(auto)) => Ok(Target::Create {
                         kind: kind.clone(),
                         auto: auto.clone(),

@@ -119,6 +119,17 @@ impl Registry {
         }
     }
 
+    /// How many receivers the registry knows the type of (all of them, give or take those
+    /// created on the fly since their type was last looked up).
+    fn receiver_count(&self) -> usize {
+        self.types
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(Vec::len)
+            .sum()
+    }
+
     /// The store underneath.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store

@@ -136,3 +136,24 @@ impl RelayStatus {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stuck_relay_says_where_until_it_gets_past() {
+        let status = RelayStatus::new(4);
+        status.stuck(5, "cannot render the log entry: storage error: disk");
+        assert!(status.is_stuck_at(5));
+        let report = status.report(9);
+        assert_eq!(report["stuck_at_sequence"], 5);
+        assert_eq!(report["delivered_sequence"], 4, "not advanced past it");
+        assert!(report["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("log entry 5"));
+        status.delivered(5, false);
+        assert_eq!(status.report(9)["stuck_at_sequence"], Value::Null);
+    }
+}
