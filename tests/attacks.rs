@@ -150,32 +150,18 @@ async fn one_path_cannot_claim_another_paths_ids_and_a_changed_resubmission_is_a
     // the real producer, on its signed path, is stored anyway, under its own id
     let real = cloudevent("dev.ci.build", "/ci/real", "build-7", json!({"real": true}));
     let signature = epr_gateway::ingest::signature::github_signature("ci-secret", real.as_bytes());
-    let (status, answer) = gw
-        .post_with(
-            "/webhook/ci",
-            &[
-                ("content-type", "application/cloudevents+json"),
-                ("x-hub-signature-256", &signature),
-            ],
-            &real,
-        )
-        .await;
+    let signed = [
+        ("content-type", "application/cloudevents+json"),
+        ("x-hub-signature-256", signature.as_str()),
+    ];
+    let (status, answer) = gw.post_with("/webhook/ci", &signed, &real).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
     let real_id = answer["data"].as_str().unwrap().to_owned();
     assert_ne!(real_id, forged_id);
     let (_, event) = gw.get(&format!("/api/v1/events/{real_id}")).await;
     assert_eq!(event["data"][0]["payload"]["data"]["real"], true, "{event}");
     // a resubmission is a duplicate; the same origin with other content is a conflict
-    let (status, answer) = gw
-        .post_with(
-            "/webhook/ci",
-            &[
-                ("content-type", "application/cloudevents+json"),
-                ("x-hub-signature-256", &signature),
-            ],
-            &real,
-        )
-        .await;
+    let (status, answer) = gw.post_with("/webhook/ci", &signed, &real).await;
     assert_eq!(
         (status, answer["data"].as_str()),
         (StatusCode::OK, Some(real_id.as_str()))

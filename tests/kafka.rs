@@ -426,22 +426,33 @@ async fn a_broker_that_hangs_under_load_gets_every_acknowledged_message_when_it_
     println!("broker hung 4 s under load: {} acknowledged, all delivered; {distinct} distinct, {duplicates} duplicates", acked.len());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_restarted_empty_under_load_gets_every_message_it_had_not_acknowledged() {
+/// A broker stopped under load and started again, with its storage or without; returns it, the
+/// gateway relaying to it, the acknowledged ids and when the broker went down (Unix ms).
+async fn broker_restarted_under_load(keep_storage: bool) -> (Broker, Gateway, Vec<String>, u64) {
     let mut broker = Broker::start().await;
     let gw = gateway(&broker, &[], None).await;
     let receiver = gw.receiver("dev.chaos").await;
     let (stop, load) = load(&gw, &receiver);
     tokio::time::sleep(Duration::from_millis(700)).await;
     broker.stop().await;
-    // the broker comes back without its storage: what it had acknowledged before now is gone
-    // with it; whatever the gateway stored from now on must reach the new broker
     let died = ulid::Ulid::new().timestamp_ms();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    broker.restart_empty().await;
+    match keep_storage {
+        true => broker.restart().await,
+        false => broker.restart_empty().await,
+    }
     tokio::time::sleep(Duration::from_millis(700)).await;
     stop.send_replace(true);
     let acked = load.await.unwrap();
+    (broker, gw, acked, died)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restarted_empty_under_load_gets_every_message_it_had_not_acknowledged() {
+    // the broker comes back without its storage: what it had acknowledged before now is gone
+    // with it; whatever the gateway stored from now on must reach the new broker
+    let (broker, _gw, acked, died) = broker_restarted_under_load(false).await;
+
     let after: Vec<String> = acked
         .iter()
         .filter(|id| ulid::Ulid::from_string(id).unwrap().timestamp_ms() > died)
@@ -540,17 +551,8 @@ async fn an_oversized_payload_is_relayed_as_a_reference() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restarted_with_its_storage_under_load_has_every_acknowledged_event() {
-    let mut broker = Broker::start().await;
-    let gw = gateway(&broker, &[], None).await;
-    let receiver = gw.receiver("dev.chaos").await;
-    let (stop, load) = load(&gw, &receiver);
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    broker.stop().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    broker.restart().await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    stop.send_replace(true);
-    let acked = load.await.unwrap();
+    let (broker, _gw, acked, _) = broker_restarted_under_load(true).await;
+
     assert!(acked.len() > 50, "{} acknowledged", acked.len());
     let (distinct, duplicates) = delivered(
         &broker,
@@ -592,14 +594,15 @@ async fn a_deep_oversized_payload_is_relayed_and_a_deeper_one_refused_with_nothi
     let receiver = gw.receiver("dev.deep").await;
     let before = gw.last_sequence().await;
     // too deep to be rendered later by every reader: refused with the limit named
-    let (status, answer) = gw
-        .call(
+    let post_deep = |depth| {
+        gw.call(
             reqwest::Method::POST,
             "/api/v1/events",
-            Some(deep_event(&receiver, 200)),
+            Some(deep_event(&receiver, depth)),
             None,
         )
-        .await;
+    };
+    let (status, answer) = post_deep(200).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     let error = support::error_of(&answer);
     assert!(
@@ -608,14 +611,7 @@ async fn a_deep_oversized_payload_is_relayed_and_a_deeper_one_refused_with_nothi
     );
     assert_eq!(gw.last_sequence().await, before, "nothing stored or logged");
     // as deep as allowed, and larger than a message may be: relayed as a reference
-    let (status, answer) = gw
-        .call(
-            reqwest::Method::POST,
-            "/api/v1/events",
-            Some(deep_event(&receiver, 63)),
-            None,
-        )
-        .await;
+    let (status, answer) = post_deep(63).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let id = answer["data"].as_str().expect("id").to_owned();
     let record = collector

@@ -5,6 +5,7 @@
 pub mod bus;
 pub mod cli;
 pub mod config;
+pub mod error_chain;
 pub mod graphql;
 pub mod http;
 pub mod ingest;

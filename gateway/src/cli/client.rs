@@ -4,6 +4,7 @@ use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
 
 use super::CliError;
+use crate::error_chain::error_chain;
 
 /// Where the gateway is and how to authenticate (flattened into every client command).
 #[derive(Debug, Clone, clap::Args)]
@@ -141,16 +142,4 @@ fn api_error(status: StatusCode, answer: &Value) -> CliError {
         status: status.as_u16(),
         message,
     }
-}
-
-/// An error and its causes on one line (reqwest's own message omits the cause).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

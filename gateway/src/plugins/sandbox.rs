@@ -468,7 +468,10 @@ impl wit_host::Host for Sandbox {
             builder = builder.header(name, value);
         }
         self.wait(async move {
-            let mut response = builder.send().await.map_err(|e| error_chain(&e))?;
+            let mut response = builder
+                .send()
+                .await
+                .map_err(|e| crate::error_chain::error_chain(&e))?;
             let status = response.status().as_u16();
             let headers = response
                 .headers()
@@ -596,19 +599,6 @@ impl Sandbox {
 /// The IP address a URL names literally, if it does.
 fn url_address(url: &reqwest::Url) -> Option<std::net::IpAddr> {
     url.host_str()?.trim_matches(['[', ']']).parse().ok()
-}
-
-/// An error and its causes, one after another (reqwest's own text leaves out why a connection
-/// failed, e.g. the address check of the resolver).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
 }
 
 #[cfg(test)]
