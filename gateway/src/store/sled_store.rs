@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::keys;
 use super::trees::{decode, sled_error, Entry, TreeId, Trees};
-use super::writer::{self, FlushHealth, Request};
+use super::writer::{self, Request, WriteHealth};
 use crate::registry::error::{RegistryError, StoreError};
 use crate::registry::model::{Event, Group, Receiver};
 use crate::registry::port::{Committed, LogEntry, Store, Work};
@@ -52,7 +52,7 @@ pub struct SledStore {
     trees: Arc<Trees>,
     writer: mpsc::Sender<Request>,
     durable: watch::Receiver<u64>,
-    flush_health: FlushHealth,
+    write_health: WriteHealth,
 }
 
 impl SledStore {
@@ -83,13 +83,13 @@ impl SledStore {
             None => 0,
         };
         let (durable_tx, durable) = watch::channel(last_seq);
-        let flush_health = FlushHealth::default();
-        let writer = writer::spawn(trees.clone(), last_seq, durable_tx, flush_health.clone())?;
+        let write_health = WriteHealth::default();
+        let writer = writer::spawn(trees.clone(), last_seq, durable_tx, write_health.clone())?;
         Ok(SledStore {
             trees,
             writer,
             durable,
-            flush_health,
+            write_health,
         })
     }
 
@@ -336,9 +336,9 @@ impl Store for SledStore {
         if self.writer.is_closed() {
             return Err(StoreError("the store writer has stopped".into()));
         }
-        if let Some(error) = self.flush_health.failing() {
+        if let Some(error) = self.write_health.failing() {
             return Err(StoreError(format!(
-                "flushing to disk fails (retrying; writes wait): {error}"
+                "writing to disk fails (a failed flush is retried, its writes wait): {error}"
             )));
         }
         self.trees.last(TreeId::Log)?;

@@ -5,7 +5,9 @@
 //!
 //! A batch that was applied is never answered with an error: a flush that fails is tried
 //! again (with backoff) until it succeeds, the answers waiting for it, so that an error always
-//! means "not stored". Meanwhile [`FlushHealth`] tells readiness that the disk is failing.
+//! means "not stored". A batch that cannot be applied (sled applies it atomically, so none of
+//! it was) is answered with errors at once. Meanwhile [`WriteHealth`] tells readiness that the
+//! disk is failing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
@@ -53,12 +55,13 @@ enum Job {
 /// Longest wait between two attempts at a failing flush.
 const MAX_FLUSH_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Whether the last flush failed, and how (shared with readiness).
+/// Whether the last write or flush failed, and how (shared with readiness); cleared by the
+/// next flush that succeeds.
 #[derive(Clone, Default)]
-pub(crate) struct FlushHealth(Arc<Mutex<Option<String>>>);
+pub(crate) struct WriteHealth(Arc<Mutex<Option<String>>>);
 
-impl FlushHealth {
-    /// The error of the last flush, if it failed.
+impl WriteHealth {
+    /// The error of the last write or flush, if it failed.
     pub(crate) fn failing(&self) -> Option<String> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -73,13 +76,14 @@ pub(crate) fn spawn(
     trees: Arc<Trees>,
     last_seq: u64,
     durable: watch::Sender<u64>,
-    health: FlushHealth,
+    health: WriteHealth,
 ) -> std::io::Result<mpsc::Sender<Request>> {
     let (tx, rx) = mpsc::channel(MAX_BATCH * 4);
     // Two batches may wait for the disk; beyond that the writer waits too (back-pressure), and
     // requests gather into a larger next batch.
     let (jobs_tx, jobs_rx) = std_mpsc::sync_channel(2);
     let flusher_trees = trees.clone();
+    let writer_health = health.clone();
     std::thread::Builder::new()
         .name("epr-store-flush".into())
         .spawn(move || {
@@ -88,7 +92,7 @@ pub(crate) fn spawn(
         })?;
     std::thread::Builder::new()
         .name("epr-store-writer".into())
-        .spawn(move || write_loop(&trees, rx, last_seq, &jobs_tx))?;
+        .spawn(move || write_loop(&trees, rx, last_seq, &jobs_tx, &writer_health))?;
     Ok(tx)
 }
 
@@ -97,6 +101,7 @@ fn write_loop(
     mut rx: mpsc::Receiver<Request>,
     mut last_seq: u64,
     jobs: &std_mpsc::SyncSender<Job>,
+    health: &WriteHealth,
 ) {
     let mut ids = Generator::new();
     let mut requests = Vec::with_capacity(MAX_BATCH);
@@ -128,13 +133,17 @@ fn write_loop(
                 Request::Close(done) => close = Some(done),
             }
         }
-        let units = batch.units;
+        let mut units = batch.units;
         if units > 0 {
             match batch.apply(trees) {
                 Ok(()) => last_seq = batch_seq,
                 Err(e) => {
+                    // a sled batch is atomic: nothing of it was applied, so its errors are
+                    // answered at once ("not stored"), without waiting for a flush
                     tracing::error!(error = %e, "writing a batch failed; answering it with errors");
+                    health.set(Some(format!("writing a batch failed: {}", e.0)));
                     fail_all(&mut answers, &e);
+                    units = 0;
                 }
             }
         }
@@ -157,7 +166,7 @@ fn flush_loop(
     flush: &dyn Fn() -> Result<(), StoreError>,
     jobs: std_mpsc::Receiver<Job>,
     durable: &watch::Sender<u64>,
-    health: &FlushHealth,
+    health: &WriteHealth,
 ) {
     while let Ok(first) = jobs.recv() {
         let mut pending = vec![first];
@@ -201,13 +210,13 @@ fn flush_loop(
 
 /// Flushes, trying again with backoff until the disk takes it: what was applied is answered
 /// only once durable, never with an error that would claim it was not stored.
-fn flush_until_done(flush: &dyn Fn() -> Result<(), StoreError>, health: &FlushHealth) {
+fn flush_until_done(flush: &dyn Fn() -> Result<(), StoreError>, health: &WriteHealth) {
     let mut wait = Duration::from_millis(10);
     loop {
         match flush() {
             Ok(()) => {
                 if health.failing().is_some() {
-                    tracing::info!("flushing to disk works again");
+                    tracing::info!("writing to disk works again");
                     health.set(None);
                 }
                 return;
@@ -496,7 +505,7 @@ mod tests {
     #[test]
     fn a_failing_flush_is_retried_and_its_writes_answered_as_stored() {
         let attempts = AtomicUsize::new(0);
-        let health = FlushHealth::default();
+        let health = WriteHealth::default();
         let seen_failing = Mutex::new(None);
         let flush = || {
             if attempts.fetch_add(1, Ordering::SeqCst) < 2 {
