@@ -151,6 +151,8 @@ async fn the_document_describes_epr_bodies_and_tokens() {
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
     let gw = Gateway::start().await;
+    // a message in the log, so that the stream's events are checked against the document too
+    gw.receiver("dev.schemathesis").await;
     let python = std::env::var("EPR_TEST_PYTHON").expect("EPR_TEST_PYTHON (tests/run sets it)");
     let schemathesis = std::path::Path::new(&python).with_file_name("schemathesis");
     let output = tokio::process::Command::new(&schemathesis)

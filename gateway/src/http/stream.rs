@@ -38,7 +38,8 @@ struct StreamParams {
 /// Kafka message value); resumes after `Last-Event-ID`.
 #[utoipa::path(get, path = "/api/v1/stream", tag = "stream",
     params(StreamParams, ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this sequence number")),
-    responses((status = 200, description = "The stream", body = String, content_type = "text/event-stream"),
+    responses((status = 200, description = "The stream: one Server-Sent Event per log message, `id` its log sequence number, `data` EPR's message JSON on one line",
+            body = Object, content_type = "text/event-stream"),
         (status = 400, description = "A malformed parameter", body = super::envelope::ErrorBody),
         (status = 503, description = "Too many streams are open (EPR_MAX_STREAMS)", body = super::envelope::ErrorBody)))]
 async fn stream(
