@@ -11,7 +11,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::PrometheusHandle;
 use thiserror::Error;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
@@ -134,7 +133,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let Ok(permit) = connections.clone().try_acquire_owned() else {
-                        tokio::spawn(refuse_connection(stream));
+                        refuse_connection(stream);
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
@@ -185,20 +184,17 @@ pub async fn serve(
     Ok(())
 }
 
-/// Answers a connection beyond `EPR_MAX_CONNECTIONS` with a 503 and closes it (within a second,
-/// whatever the client does).
-async fn refuse_connection(mut stream: TcpStream) {
+/// Answers a connection beyond `EPR_MAX_CONNECTIONS` with a 503 and closes it at once: one
+/// non-blocking write into the fresh socket's empty send buffer, no task and no wait, so that a
+/// flood of connections holds nothing.
+fn refuse_connection(stream: TcpStream) {
     metrics::counter!(METRIC_CONNECTIONS_REFUSED).increment(1);
     const BODY: &str = r#"{"data":null,"errors":["service unavailable: too many open connections (EPR_MAX_CONNECTIONS); try again"]}"#;
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{BODY}",
         BODY.len()
     );
-    let write = async {
-        let _ = stream.write_all(answer.as_bytes()).await;
-        let _ = stream.shutdown().await;
-    };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), write).await;
+    let _ = stream.try_write(answer.as_bytes());
 }
 
 /// Metric: connections refused because `EPR_MAX_CONNECTIONS` were open.

@@ -445,6 +445,12 @@ impl PluginHost {
         self.changed();
         self.sync_runners().await;
         catalog::remove(self.registry().store(), name).await?;
+        // its key-value store went with it: a plugin uploaded under this name starts empty
+        self.services
+            .kv_usage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
         tracing::info!(plugin = %name, "plugin deleted");
         Ok(())
     }

@@ -434,7 +434,7 @@ impl wit_host::Host for Sandbox {
         }
         let host = url.host_str().ok_or("the URL has no host")?;
         let default_port = if url.scheme() == "https" { 443 } else { 80 };
-        let port = url.port().unwrap_or(default_port);
+        let port = url.port_or_known_default().unwrap_or(default_port);
         if !access.granted.grants.allows_host(host, port, default_port) {
             return Err(format!(
                 "host {host} port {port} is not allowed for this plugin (grants: allowed_hosts; a host granted without a port allows its scheme's default port only)"
