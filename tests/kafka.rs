@@ -362,6 +362,7 @@ async fn delivered(broker: &Broker, wanted: &[String], what: &str) -> (usize, us
     let wanted: BTreeSet<&String> = wanted.iter().collect();
     Collector::start(&broker.address)
         .wait(90, what, |c| {
+            broker.assert_sound();
             let ids: Vec<&String> = c
                 .iter()
                 .filter(|r| r.message.kind == "dev.chaos")

@@ -411,6 +411,8 @@ pub struct Broker {
     child: Option<Child>,
     /// Where its storage lives.
     dir: tempfile::TempDir,
+    /// Its standard error, over every restart.
+    log: tempfile::NamedTempFile,
     /// `127.0.0.1:PORT`.
     pub address: String,
 }
@@ -433,6 +435,7 @@ impl Broker {
         Broker {
             child: None,
             dir: tempfile::tempdir().expect("a directory for the broker"),
+            log: tempfile::NamedTempFile::new().expect("a log file for the broker"),
             address: format!("127.0.0.1:{port}"),
         }
     }
@@ -456,18 +459,44 @@ impl Broker {
             ])
             .current_dir(self.dir.path())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(self.log.reopen().expect("the broker's log"))
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {tansu}: {e}"));
         self.child = Some(child);
-        for _ in 0..100 {
+        for _ in 0..400 {
             if tokio::net::TcpStream::connect(&self.address).await.is_ok() {
                 return;
             }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("tansu exited ({status}): {}", self.log_text());
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("tansu did not listen on {}", self.address);
+        panic!(
+            "tansu did not listen on {} within 20 s: {}",
+            self.address,
+            self.log_text()
+        );
+    }
+
+    /// Panics if the broker itself failed (a thread of it panicked: Tansu 0.6 then stops
+    /// serving while it still accepts connections), so that a test blames the broker, not the
+    /// gateway.
+    pub fn assert_sound(&self) {
+        let log = self.log_text();
+        if let Some(at) = log.find("panicked at") {
+            let excerpt: String = log[at..].lines().take(2).collect::<Vec<_>>().join(" ");
+            panic!("the test broker failed, not the gateway: {excerpt}");
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
     /// Restarts the broker without its storage: it comes back empty, as a broker that lost its

@@ -6,7 +6,6 @@ mod record;
 mod relay;
 mod status;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
+use tokio::sync::watch;
 
 pub use record::{record, Record, PAYLOAD_REF_HEADER};
 pub use relay::spawn;
@@ -78,17 +78,33 @@ impl KafkaConfig {
 }
 
 /// The relay's librdkafka client context: librdkafka's own errors and logs go to debug level
-/// only (the relay reports broker trouble itself, once per change of state), and it notes when
-/// every connection to the brokers was lost: a broker that comes back may have lost the topic.
-#[derive(Clone, Default)]
+/// only (the relay reports broker trouble itself, once per change of state), and it counts the
+/// times every connection to the brokers was lost: a broker that comes back may have lost the
+/// topic and the producer's state.
+#[derive(Clone)]
 pub struct BrokerContext {
-    lost: Arc<AtomicBool>,
+    losses: Arc<watch::Sender<u64>>,
+}
+
+impl Default for BrokerContext {
+    fn default() -> Self {
+        BrokerContext {
+            losses: Arc::new(watch::channel(0).0),
+        }
+    }
 }
 
 impl BrokerContext {
-    /// Whether every broker connection was lost since the last call.
-    pub fn take_lost(&self) -> bool {
-        self.lost.swap(false, Ordering::Relaxed)
+    /// How many times every broker connection was lost so far.
+    pub fn losses(&self) -> u64 {
+        *self.losses.borrow()
+    }
+
+    /// Returns once the connections were lost more than `seen` times.
+    pub async fn lost_since(&self, seen: u64) {
+        let mut losses = self.losses.subscribe();
+        // the sender lives in `self`: the channel cannot close while this waits
+        let _ = losses.wait_for(|n| *n > seen).await;
     }
 }
 
@@ -99,7 +115,7 @@ impl ClientContext for BrokerContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.lost.store(true, Ordering::Relaxed);
+            self.losses.send_modify(|n| *n += 1);
         }
         tracing::debug!(%error, reason, "librdkafka");
     }

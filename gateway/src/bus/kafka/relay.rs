@@ -71,11 +71,16 @@ impl Relay {
         let mut durable = self.registry.store().durable_seq();
         let mut backoff = Duration::from_millis(100);
         let mut topic_ready = false;
+        let mut losses = self.context.losses();
         while !*stop.borrow() {
-            if self.context.take_lost() {
-                // the broker may come back without the topic (e.g. restarted without storage);
-                // some brokers then acknowledge records for it and drop them
+            if self.context.losses() > losses {
+                // the broker may come back without the topic or the producer's state (e.g.
+                // restarted without storage): some brokers then acknowledge records for a
+                // missing topic and drop them, or choke on the old producer id; a new producer
+                // (dropping the old one purges what it still had queued) starts clean
+                losses = self.context.losses();
                 topic_ready = false;
+                self.reset_producer();
             }
             if !topic_ready {
                 topic_ready = self.ensure_topic().await;
@@ -109,7 +114,7 @@ impl Relay {
             let last = entries
                 .last()
                 .map_or(self.cursor.position(), |(seq, _)| *seq);
-            let delivered = self.deliver(entries).await;
+            let delivered = self.deliver(entries, losses).await;
             if delivered > self.cursor.position() {
                 self.status.reachable();
                 self.cursor.advance(delivered);
@@ -181,8 +186,10 @@ impl Relay {
 
     /// Produces the entries in order; returns the sequence number up to which all were
     /// acknowledged. An entry that cannot be rendered or encoded stops the batch there (the
-    /// relay reports itself stuck on it and tries again later): nothing is ever skipped.
-    async fn deliver(&self, entries: Vec<(u64, LogEntry)>) -> u64 {
+    /// relay reports itself stuck on it and tries again later): nothing is ever skipped. A batch
+    /// is abandoned when the broker connections are lost more than `losses` times while it is
+    /// in flight (its messages are sent again by a new producer).
+    async fn deliver(&self, entries: Vec<(u64, LogEntry)>, losses: u64) -> u64 {
         let mut prepared = Vec::with_capacity(entries.len());
         for (seq, entry) in entries {
             match self.prepare(entry) {
@@ -196,7 +203,14 @@ impl Relay {
         if prepared.is_empty() {
             return self.cursor.position();
         }
-        let results = join_all(prepared.iter().map(|(_, _, r)| self.send(r))).await;
+        let sends = join_all(prepared.iter().map(|(_, _, r)| self.send(r)));
+        let results = tokio::select! {
+            results = sends => results,
+            _ = self.context.lost_since(losses) => {
+                self.status.failed("lost every connection to the broker");
+                return self.cursor.position();
+            }
+        };
         let mut delivered = self.cursor.position();
         for ((seq, message, r), result) in prepared.into_iter().zip(results) {
             let outcome = match result {
