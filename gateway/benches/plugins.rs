@@ -9,8 +9,9 @@ use epr_gateway::plugins::bindings::wit_types;
 use epr_gateway::plugins::compile;
 use epr_gateway::plugins::engine::PluginEngine;
 use epr_gateway::plugins::grants::Grants;
-use epr_gateway::plugins::instance::{Loaded, World};
-use epr_gateway::plugins::sandbox::{Granted, HostAccess, Services};
+use epr_gateway::plugins::instance::Loaded;
+use epr_gateway::plugins::model::World;
+use epr_gateway::plugins::sandbox::{HostAccess, Permissions, Services};
 use epr_gateway::registry::port::Store;
 use epr_gateway::registry::Registry;
 use epr_gateway::store::SledStore;
@@ -73,10 +74,10 @@ fn plugin_calls(c: &mut Criterion) {
         runtime: runtime.handle().clone(),
         kv_usage: Default::default(),
     });
-    let granted = Arc::new(Granted::new(Grants::default(), &[]));
+    let permissions = Arc::new(Permissions::new(Grants::default(), &[]));
     let access = || HostAccess {
         services: services.clone(),
-        granted: granted.clone(),
+        permissions: permissions.clone(),
         cause: event.id.clone(),
         emitted: 0,
     };

@@ -2,6 +2,7 @@
 //! validates every event against its receiver's JSON Schema, acknowledges only what is durable,
 //! and publishes everything from a durable log.
 
+pub mod backoff;
 pub mod bus;
 pub mod cli;
 pub mod config;
@@ -14,4 +15,5 @@ pub mod registry;
 pub mod schema;
 pub mod server;
 pub mod store;
+pub mod sync;
 pub mod telemetry;

@@ -21,7 +21,7 @@ use crate::config::{ConfigError, ServeConfig};
 use crate::http::guard::AllowedHosts;
 use crate::http::{self, AppState, Limits, Shared, Tokens};
 use crate::ingest::sources::{SourceError, WebhookSources};
-use crate::plugins::{PluginError, PluginHost};
+use crate::plugins::{PluginError, PluginManager};
 use crate::registry::error::RegistryError;
 use crate::registry::port::Store;
 use crate::registry::Registry;
@@ -71,7 +71,7 @@ pub async fn serve(
     let store = Arc::new(SledStore::open(&config.data_dir)?);
     let registry = Arc::new(Registry::new(store.clone() as Arc<dyn Store>)?);
     let sources = WebhookSources::load(store.clone(), file.webhooks)?;
-    let plugins = PluginHost::start(registry.clone()).await?;
+    let plugins = PluginManager::start(registry.clone()).await?;
     let addr = SocketAddr::new(config.host, config.port);
     let listener = TcpListener::bind(addr)
         .await

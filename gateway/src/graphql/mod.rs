@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_graphql::{EmptySubscription, Schema};
 
-use crate::plugins::PluginHost;
+use crate::plugins::PluginManager;
 use crate::registry::Registry;
 use resolvers::{Mutation, Query};
 
@@ -24,7 +24,7 @@ pub type EprSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// The schema over `registry` and `plugins`, with depth and complexity limits; introspection
 /// stays on.
-pub fn schema(registry: Arc<Registry>, plugins: Arc<PluginHost>) -> EprSchema {
+pub fn schema(registry: Arc<Registry>, plugins: Arc<PluginManager>) -> EprSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .data(registry)
         .data(plugins)

@@ -11,7 +11,7 @@ use super::types::{
     PluginObject, ProvenanceStepObject, ReceiverObject,
 };
 use super::Caller;
-use crate::plugins::PluginHost;
+use crate::plugins::PluginManager;
 use crate::registry::model::Nvrpp;
 use crate::registry::query::{Page, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::registry::Registry;
@@ -139,14 +139,14 @@ impl Query {
     /// The installed plugins, by name (beyond EPR; the admin token, as for the REST API).
     async fn plugins(&self, ctx: &Context<'_>) -> Result<Vec<PluginObject>> {
         ctx.data_unchecked::<Caller>().may_administer()?;
-        let host = ctx.data_unchecked::<Arc<PluginHost>>();
+        let host = ctx.data_unchecked::<Arc<PluginManager>>();
         Ok(objects(host.list()))
     }
 
     /// The events watcher `name` gave up on, oldest first (beyond EPR; the admin token).
     async fn dead_letters(&self, ctx: &Context<'_>, name: String) -> Result<Vec<DeadLetterObject>> {
         ctx.data_unchecked::<Caller>().may_administer()?;
-        let host = ctx.data_unchecked::<Arc<PluginHost>>();
+        let host = ctx.data_unchecked::<Arc<PluginManager>>();
         Ok(objects(host.dead_letters(&name)?))
     }
 }

@@ -4,9 +4,9 @@
 use async_graphql::{InputObject, SimpleObject, ID};
 
 use super::scalars::{Json, Time};
-use crate::plugins::host::PluginView;
-use crate::plugins::instance::World;
-use crate::plugins::runner::DeadLetter;
+use crate::plugins::dead_letters::DeadLetter;
+use crate::plugins::manager::PluginView;
+use crate::plugins::model::World;
 use crate::registry::input::{NewEvent, NewGroup, NewReceiver};
 use crate::registry::model::{Event, Group, Receiver};
 use crate::registry::provenance::ProvenanceStep;

@@ -14,11 +14,11 @@ use super::envelope::ApiError;
 use super::extract::{AdminAuth, IngestAuth, JsonBody};
 use super::AppState;
 use crate::graphql::{self, Caller, EprSchema};
-use crate::plugins::PluginHost;
+use crate::plugins::PluginManager;
 use crate::registry::Registry;
 
 /// The GraphQL routes over `registry` and `plugins`.
-pub fn routes(registry: Arc<Registry>, plugins: Arc<PluginHost>) -> OpenApiRouter<AppState> {
+pub fn routes(registry: Arc<Registry>, plugins: Arc<PluginManager>) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(query))
         .routes(routes!(playground))

@@ -28,7 +28,7 @@ use utoipa_axum::routes;
 
 use crate::bus::kafka::RelayStatus;
 use crate::ingest::sources::WebhookSources;
-use crate::plugins::PluginHost;
+use crate::plugins::PluginManager;
 use crate::registry::Registry;
 use envelope::ApiError;
 
@@ -84,7 +84,7 @@ pub struct Shared {
     /// The Kafka relay's state, when a broker is configured.
     pub relay: Option<Arc<RelayStatus>>,
     /// The plugins.
-    pub plugins: Arc<PluginHost>,
+    pub plugins: Arc<PluginManager>,
     /// The host names requests may name.
     pub hosts: guard::AllowedHosts,
     /// Permits for open event streams (at most `limits.max_streams`).

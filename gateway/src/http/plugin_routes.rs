@@ -13,7 +13,7 @@ use super::envelope::{ok, ApiError, Envelope, ErrorBody};
 use super::extract::{AdminAuth, JsonBody, Params};
 use super::AppState;
 use crate::plugins::grants::Grants;
-use crate::plugins::host::PluginPatch;
+use crate::plugins::manager::PluginPatch;
 
 /// Largest component that can be uploaded, in bytes.
 pub const MAX_COMPONENT_BYTES: usize = 32 * 1024 * 1024;

@@ -14,6 +14,7 @@ use thiserror::Error;
 use super::signature::Scheme;
 use crate::registry::error::RegistryError;
 use crate::registry::port::{Committed, Store, Txn};
+use crate::sync::{read, write};
 
 /// Id of the built-in CDEvents source.
 pub const DEFAULT_SOURCE: &str = "000-cdevents";
@@ -237,21 +238,12 @@ impl WebhookSources {
 
     /// The source `id`.
     pub fn get(&self, id: &str) -> Option<WebhookSource> {
-        self.all
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
+        read(&self.all).get(id).cloned()
     }
 
     /// Every source, by id.
     pub fn list(&self) -> Vec<WebhookSource> {
-        self.all
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        read(&self.all).values().cloned().collect()
     }
 
     fn writable(&self, id: &str) -> Result<Option<WebhookSource>, SourceError> {
@@ -281,10 +273,7 @@ impl WebhookSources {
                 Ok(Committed::written(committed_id))
             }))
             .await?;
-        self.all
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.to_owned(), source);
+        write(&self.all).insert(id.to_owned(), source);
         Ok(!existed)
     }
 
@@ -307,7 +296,7 @@ impl WebhookSources {
                 Ok(Committed::written(committed_id))
             }))
             .await?;
-        let mut all = self.all.write().unwrap_or_else(|e| e.into_inner());
+        let mut all = write(&self.all);
         all.remove(id);
         if id == DEFAULT_SOURCE {
             all.insert(DEFAULT_SOURCE.to_owned(), WebhookSource::builtin());

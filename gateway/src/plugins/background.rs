@@ -4,7 +4,7 @@
 
 use tokio::runtime::{Builder, Handle, Runtime};
 
-use super::PluginError;
+use super::error::PluginError;
 
 /// Nice value of the watchers' threads (the request path runs at the process's, usually 0).
 pub const NICE: i32 = 19;

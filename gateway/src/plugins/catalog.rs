@@ -6,11 +6,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::compile::Manifest;
-use super::grants::{Grants, Subscription};
-use super::instance::World;
-use super::sandbox::kv_prefix;
-use super::PluginError;
+use super::error::PluginError;
+use super::grants::Grants;
+use super::keys;
+use super::model::{Manifest, Subscription, World};
 use crate::registry::error::StoreError;
 use crate::registry::port::{Committed, Store, Txn};
 
@@ -49,24 +48,6 @@ impl PluginRecord {
     }
 }
 
-fn record_key(name: &str) -> String {
-    format!("plugin/{name}")
-}
-fn component_key(name: &str) -> String {
-    format!("plugin-component/{name}")
-}
-fn artifact_key(name: &str) -> String {
-    format!("plugin-artifact/{name}")
-}
-/// The settings key of a watcher's cursor.
-pub fn cursor_key(name: &str) -> String {
-    format!("plugin-cursor/{name}")
-}
-/// The settings prefix of a watcher's dead letters.
-pub fn dead_letter_prefix(name: &str) -> String {
-    format!("plugin-dead/{name}/")
-}
-
 /// Runs `work` as one durable unit of work.
 pub async fn write(
     store: &Arc<dyn Store>,
@@ -84,7 +65,7 @@ pub async fn write(
 /// Every stored plugin, by name.
 pub fn records(store: &dyn Store) -> Result<Vec<PluginRecord>, PluginError> {
     store
-        .settings("plugin/")?
+        .settings(keys::RECORDS)?
         .into_iter()
         .map(|(key, value)| {
             serde_json::from_value(value)
@@ -96,9 +77,9 @@ pub fn records(store: &dyn Store) -> Result<Vec<PluginRecord>, PluginError> {
 /// The component and precompiled form of plugin `name`.
 pub fn binaries(store: &dyn Store, name: &str) -> Result<(Vec<u8>, Option<Vec<u8>>), PluginError> {
     let component = store
-        .blob(&component_key(name))?
+        .blob(&keys::component(name))?
         .ok_or_else(|| PluginError::Internal(format!("plugin {name} has no stored component")))?;
-    Ok((component, store.blob(&artifact_key(name))?))
+    Ok((component, store.blob(&keys::artifact(name))?))
 }
 
 /// Stores `record` and, when given, the component and its precompiled form.
@@ -111,10 +92,10 @@ pub async fn save(
         .map_err(|e| PluginError::Internal(format!("cannot encode a plugin record: {e}")))?;
     let name = record.name.clone();
     write(store, move |txn| {
-        txn.put_setting(&record_key(&name), Some(&value))?;
+        txn.put_setting(&keys::record(&name), Some(&value))?;
         if let Some((component, artifact)) = &binaries {
-            txn.put_blob(&component_key(&name), Some(component))?;
-            txn.put_blob(&artifact_key(&name), Some(artifact))?;
+            txn.put_blob(&keys::component(&name), Some(component))?;
+            txn.put_blob(&keys::artifact(&name), Some(artifact))?;
         }
         Ok(())
     })
@@ -127,17 +108,17 @@ pub async fn save_artifact(
     name: &str,
     artifact: Vec<u8>,
 ) -> Result<(), PluginError> {
-    let key = artifact_key(name);
+    let key = keys::artifact(name);
     write(store, move |txn| txn.put_blob(&key, Some(&artifact))).await
 }
 
 /// Removes everything about plugin `name`: record, binaries, cursor, dead letters, key-value.
 pub async fn remove(store: &Arc<dyn Store>, name: &str) -> Result<(), PluginError> {
-    let mut settings = vec![record_key(name), cursor_key(name)];
-    for prefix in [dead_letter_prefix(name), kv_prefix(name)] {
+    let mut settings = vec![keys::record(name), keys::cursor(name)];
+    for prefix in [keys::dead_letters(name), keys::kv_prefix(name)] {
         settings.extend(store.settings(&prefix)?.into_iter().map(|(k, _)| k));
     }
-    let blobs = [component_key(name), artifact_key(name)];
+    let blobs = [keys::component(name), keys::artifact(name)];
     write(store, move |txn| {
         for key in &settings {
             txn.put_setting(key, None)?;

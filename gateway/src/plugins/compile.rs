@@ -2,44 +2,12 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use wasmtime::component::Component;
 
-use super::bindings::wit_types;
 use super::engine::PluginEngine;
-use super::grants::Subscription;
-use super::instance::{Loaded, World};
-use super::sandbox::capability_name;
-use super::PluginError;
-
-/// What a plugin says about itself (its `describe`), as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    /// Its name, `[a-z0-9-]+`.
-    pub name: String,
-    /// Its version.
-    pub version: String,
-    /// One line about it.
-    pub description: String,
-    /// The events it asks for.
-    pub subscription: Subscription,
-    /// The capabilities it asks for (`emit-event`, `http`, `key-value`).
-    pub capabilities: Vec<String>,
-}
-
-impl Manifest {
-    /// The capabilities as the contract's enum.
-    pub fn wit_capabilities(&self) -> Vec<wit_types::Capability> {
-        [
-            wit_types::Capability::EmitEvent,
-            wit_types::Capability::Http,
-            wit_types::Capability::KeyValue,
-        ]
-        .into_iter()
-        .filter(|c| self.capabilities.iter().any(|n| n == capability_name(*c)))
-        .collect()
-    }
-}
+use super::error::PluginError;
+use super::instance::Loaded;
+use super::model::{capability_name, Manifest, Subscription, World};
 
 /// An uploaded component, checked and compiled.
 pub struct Compiled {

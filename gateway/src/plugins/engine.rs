@@ -12,9 +12,10 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::{transform::Transform, watcher::Watcher};
-use super::grants::MAX_MEMORY_MIB;
+use super::clocks;
+use super::error::PluginError;
+use super::limits::MAX_MEMORY_MIB;
 use super::sandbox::Sandbox;
-use super::PluginError;
 
 /// How often the epoch advances: CPU limits are enforced to about this precision.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -55,7 +56,7 @@ impl PluginEngine {
         let engine = Engine::new(&engine_config()).map_err(internal)?;
         let mut watcher_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut watcher_linker).map_err(internal)?;
-        super::clocks::never_wait(&mut watcher_linker).map_err(internal)?;
+        clocks::never_wait(&mut watcher_linker).map_err(internal)?;
         let mut transform_linker = watcher_linker.clone();
         Watcher::add_to_linker::<_, HasSelf<_>>(&mut watcher_linker, |s| s).map_err(internal)?;
         Transform::add_to_linker::<_, HasSelf<_>>(&mut transform_linker, |s| s)

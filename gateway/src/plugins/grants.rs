@@ -6,82 +6,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::instance::World;
-use super::PluginError;
-
-/// Default memory cap of one plugin instance, in MiB.
-pub const DEFAULT_MEMORY_MIB: u32 = 64;
-/// Largest memory cap the operator can grant, in MiB (the instance pool reserves this much
-/// address space per slot).
-pub const MAX_MEMORY_MIB: u32 = 1024;
-/// Default CPU time of one watcher call, in ms (time spent waiting on the host is not counted).
-pub const DEFAULT_WATCHER_CPU_MS: u64 = 1000;
-/// Default CPU time of one transform call, in ms: transforms run in the request path.
-pub const DEFAULT_TRANSFORM_CPU_MS: u64 = 50;
-/// Default number of attempts at one event before it is dead-lettered.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
-/// Default wall-clock deadline of one watcher call, in ms, host calls (HTTP) included.
-pub const DEFAULT_WATCHER_DEADLINE_MS: u64 = 30_000;
-/// Default wall-clock deadline of one transform call, in ms.
-pub const DEFAULT_TRANSFORM_DEADLINE_MS: u64 = 1_000;
-/// Longest wall-clock deadline the operator can grant, in ms.
-pub const MAX_DEADLINE_MS: u64 = 300_000;
-/// Default number of events a watcher may emit in one call.
-pub const DEFAULT_MAX_EMITS: u32 = 10;
-/// Most events a watcher may be granted to emit in one call.
-pub const MAX_EMITS: u32 = 100;
-/// The capabilities of the `host` interface, by their WIT names.
-pub const CAPABILITIES: [&str; 3] = ["emit-event", "http", "key-value"];
-
-/// Which events a plugin gets: an event matches when its receiver type matches one of `types`
-/// (globs, `*` matches any run of characters) or its receiver is one of `receivers` (both
-/// empty: any receiver), and, for a transform given `paths`, it was posted to a path matching
-/// one of them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Subscription {
-    /// Receiver type globs.
-    #[serde(default)]
-    pub types: Vec<String>,
-    /// Receiver ids.
-    #[serde(default)]
-    pub receivers: Vec<String>,
-    /// Globs of the paths events are posted to (`/api/v1/events`, `/api/v1/cloudevents`,
-    /// `/webhook/<source id>`); empty: any. Transforms only (the log does not keep the path).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub paths: Vec<String>,
-}
-
-impl Subscription {
-    /// Whether an event of receiver `receiver_id`, of type `receiver_type`, posted to `path`,
-    /// matches.
-    pub fn matches(&self, receiver_id: &str, receiver_type: &str, path: &str) -> bool {
-        let receiver = (self.types.is_empty() && self.receivers.is_empty())
-            || self.receivers.iter().any(|r| r == receiver_id)
-            || self.types.iter().any(|t| glob_matches(t, receiver_type));
-        receiver && (self.paths.is_empty() || self.paths.iter().any(|p| glob_matches(p, path)))
-    }
-}
-
-/// Whether `text` matches `pattern`, where `*` matches any run of characters (even none).
-pub fn glob_matches(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
-}
+use super::error::PluginError;
+use super::limits::{
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_EMITS, DEFAULT_MEMORY_MIB, DEFAULT_TRANSFORM_CPU_MS,
+    DEFAULT_TRANSFORM_DEADLINE_MS, DEFAULT_WATCHER_CPU_MS, DEFAULT_WATCHER_DEADLINE_MS,
+    MAX_DEADLINE_MS, MAX_EMITS, MAX_MEMORY_MIB,
+};
+use super::model::{Subscription, World, CAPABILITIES};
 
 /// The operator's grants, as sent with an upload (`X-Epr-Grants` header, JSON) or a `PATCH`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -304,42 +235,6 @@ fn valid_host_grant(grant: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs_match_runs_of_characters() {
-        assert!(glob_matches(
-            "dev.cdevents.artifact.*",
-            "dev.cdevents.artifact.packaged.0.1.1"
-        ));
-        assert!(glob_matches("*", "anything"));
-        assert!(glob_matches("a*c*e", "abcde"));
-        assert!(glob_matches("exact", "exact"));
-        assert!(!glob_matches("exact", "exactly"));
-        assert!(!glob_matches("dev.*.finished", "dev.build.started"));
-        assert!(!glob_matches("a*aa", "aa"));
-    }
-
-    #[test]
-    fn empty_subscription_matches_everything() {
-        let all = Subscription::default();
-        assert!(all.matches("r1", "any.type", ""));
-        assert!(all.matches("r1", "any.type", "/webhook/github"));
-        let some = Subscription {
-            types: vec!["dev.build.*".into()],
-            receivers: vec!["r2".into()],
-            paths: Vec::new(),
-        };
-        assert!(some.matches("r1", "dev.build.finished", ""));
-        assert!(some.matches("r2", "other", ""));
-        assert!(!some.matches("r1", "other", ""));
-        let webhooks = Subscription {
-            paths: vec!["/webhook/git*".into()],
-            ..some
-        };
-        assert!(webhooks.matches("r1", "dev.build.finished", "/webhook/github"));
-        assert!(!webhooks.matches("r1", "dev.build.finished", "/api/v1/events"));
-        assert!(!webhooks.matches("r1", "other", "/webhook/github"));
-    }
 
     #[test]
     fn hosts_match_by_name_port_and_domain() {

@@ -1,7 +1,6 @@
 //! A loaded plugin: its pre-instantiated component and a few warm instances, each call bounded
 //! by the plugin's memory cap and CPU budget.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,60 +12,24 @@ use super::bindings::transform::{Transform, TransformPre};
 use super::bindings::watcher::{Watcher, WatcherPre};
 use super::bindings::wit_types;
 use super::engine::{PluginEngine, EPOCH_TICK};
-use super::grants::{DEFAULT_MEMORY_MIB, DEFAULT_WATCHER_CPU_MS, DEFAULT_WATCHER_DEADLINE_MS};
-use super::sandbox::{log_safe, HostAccess, Sandbox};
-use super::{PluginError, METRIC_CALLS, METRIC_CALL_SECONDS, METRIC_FAILURES, METRIC_MEMORY_PEAK};
+use super::error::PluginError;
+use super::host::log_safe;
+use super::limits::{
+    DEFAULT_MEMORY_MIB, DEFAULT_WATCHER_CPU_MS, DEFAULT_WATCHER_DEADLINE_MS, MAX_ERROR_BYTES,
+    MAX_TRANSFORM_OUTPUTS,
+};
+use super::model::World;
+use super::sandbox::{HostAccess, Sandbox};
+use super::stats::{
+    CallStats, METRIC_CALLS, METRIC_CALL_SECONDS, METRIC_FAILURES, METRIC_MEMORY_PEAK,
+};
+use crate::sync::lock;
 
 /// Warm instances kept per plugin (more run at once are made fresh and dropped after). A
 /// transform is called from as many request threads as are busy at once: with 4, a loaded
 /// gateway instantiated often enough to lose a tenth of its throughput. A watcher uses one.
 /// They count against the engine's pooled instance slots.
 const WARM_INSTANCES: usize = 16;
-/// Most events a transform can make of one.
-pub const MAX_TRANSFORM_OUTPUTS: usize = 100;
-/// Longest error a plugin can return, in bytes (longer ones are cut; control characters are
-/// escaped): it reaches clients, the API and the log.
-pub const MAX_ERROR_BYTES: usize = 1024;
-
-/// Calls and failures of a plugin, across its revisions (shown by the API; the metrics count
-/// the same calls).
-#[derive(Debug, Default)]
-pub struct CallStats {
-    calls: AtomicU64,
-    failures: AtomicU64,
-    last_error: Mutex<Option<String>>,
-}
-
-impl CallStats {
-    /// Calls so far.
-    pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
-    }
-
-    /// Failed calls so far.
-    pub fn failures(&self) -> u64 {
-        self.failures.load(Ordering::Relaxed)
-    }
-
-    /// The last failure's error.
-    pub fn last_error(&self) -> Option<String> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-}
-
-/// The world a plugin targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum World {
-    /// Runs in the request path.
-    Transform,
-    /// Runs from the log.
-    Watcher,
-}
-
 /// How a call failed.
 #[derive(Debug, Clone, Error)]
 pub enum CallFailure {
@@ -186,7 +149,7 @@ impl Loaded {
 
     /// A warm instance, or a new one.
     fn instance(&self) -> Result<Warm, CallFailure> {
-        if let Some(warm) = self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+        if let Some(warm) = lock(&self.warm).pop() {
             return Ok(warm);
         }
         let sandbox = Sandbox::new(
@@ -225,8 +188,8 @@ impl Loaded {
     }
 
     /// Runs `call` on an instance with a fresh budget and keeps the instance warm unless it
-    /// trapped; records the time and memory taken.
-    fn run<R>(
+    /// trapped; records the time and memory taken (not counted as a call: `describe` uses it).
+    fn call_uncounted<R>(
         &self,
         access: Option<HostAccess>,
         call: impl FnOnce(&Bound, &mut Store<Sandbox>) -> wasmtime::Result<Result<R, String>>,
@@ -243,7 +206,7 @@ impl Loaded {
         metrics::gauge!(METRIC_MEMORY_PEAK, "plugin" => plugin).set(data.limiter.peak as f64);
         match result {
             Ok(returned) => {
-                let mut warm_ones = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+                let mut warm_ones = lock(&self.warm);
                 if warm_ones.len() < WARM_INSTANCES {
                     warm_ones.push(warm);
                 }
@@ -256,31 +219,26 @@ impl Loaded {
         }
     }
 
-    /// [`Self::run`], counted in the metrics and the plugin's stats.
-    fn call<R>(
+    /// [`Self::call_uncounted`], counted in the metrics and the plugin's stats.
+    fn call_counted<R>(
         &self,
         access: Option<HostAccess>,
         call: impl FnOnce(&Bound, &mut Store<Sandbox>) -> wasmtime::Result<Result<R, String>>,
     ) -> Result<R, CallFailure> {
-        let outcome = self.run(access, call);
+        let outcome = self.call_uncounted(access, call);
         let plugin = self.name.to_string();
         metrics::counter!(METRIC_CALLS, "plugin" => plugin.clone()).increment(1);
-        self.stats.calls.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = &outcome {
+        if outcome.is_err() {
             metrics::counter!(METRIC_FAILURES, "plugin" => plugin).increment(1);
-            self.stats.failures.fetch_add(1, Ordering::Relaxed);
-            *self
-                .stats
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
         }
+        self.stats
+            .count(outcome.as_ref().err().map(|e| e.to_string()));
         outcome
     }
 
     /// The plugin's manifest.
     pub fn describe(&self) -> Result<wit_types::Manifest, CallFailure> {
-        self.run(None, |bound, store| match bound {
+        self.call_uncounted(None, |bound, store| match bound {
             Bound::Watcher(w) => w.call_describe(store).map(Ok),
             Bound::Transform(t) => t.call_describe(store).map(Ok),
         })
@@ -291,7 +249,7 @@ impl Loaded {
         &self,
         event: &wit_types::Event,
     ) -> Result<Vec<wit_types::Event>, CallFailure> {
-        self.call(None, |bound, store| match bound {
+        self.call_counted(None, |bound, store| match bound {
             Bound::Transform(t) => t.call_handle(store, event).map(|returned| {
                 returned.and_then(|events| match events.len() > MAX_TRANSFORM_OUTPUTS {
                     true => Err(format!(
@@ -307,7 +265,7 @@ impl Loaded {
 
     /// Hands a stored event to a watcher, with access to `host`.
     pub fn watch(&self, event: &wit_types::Event, access: HostAccess) -> Result<(), CallFailure> {
-        self.call(Some(access), |bound, store| match bound {
+        self.call_counted(Some(access), |bound, store| match bound {
             Bound::Watcher(w) => w.call_on_event(store, event),
             Bound::Transform(_) => Ok(Err("a transform is not a watcher".into())),
         })

@@ -1,10 +1,19 @@
 //! WebAssembly plugins: the wasmtime host of the contract in `wit/plugin.wit`.
 //!
-//! Uploaded components are checked and compiled off the request path ([`compile`]), stored
-//! with their precompiled form ([`catalog`]), and run in sandboxes with memory and CPU caps
-//! ([`sandbox`], [`instance`]): transforms in the request path ([`PluginHost`] implements the
-//! registry's transform hook), watchers from the durable log, each with its own cursor, retries
-//! and dead letters ([`runner`]), on lower-priority threads ([`background`]).
+//! The files form one chain, each using only those above it:
+//! - the vocabulary: [`bindings`] (generated from the WIT), [`model`] (worlds, manifests,
+//!   subscriptions, capabilities), [`limits`], [`keys`] (where the store keeps a plugin's
+//!   things), [`error`], [`stats`], [`addresses`];
+//! - what the operator grants ([`grants`]) and what the store keeps ([`catalog`],
+//!   [`dead_letters`]);
+//! - a running plugin: its store's data ([`sandbox`]), the WIT `host` interface it calls
+//!   ([`host`], with WASI's clocks made non-blocking in [`clocks`]), the engine and its linkers
+//!   ([`engine`]), a loaded component with warm instances ([`instance`]), checking and
+//!   compiling uploads ([`compile`]), converting events ([`convert`]);
+//! - the installed plugins ([`inventory`], whose enabled transforms are the registry's
+//!   transform hook), a watcher running from the log with retries and dead letters
+//!   ([`runner`]) on lower-priority threads ([`background`]);
+//! - the [`manager`]: loading, uploading, replacing, changing, deleting, re-driving.
 
 pub mod addresses;
 pub mod background;
@@ -13,53 +22,20 @@ pub mod catalog;
 pub mod clocks;
 pub mod compile;
 pub mod convert;
+pub mod dead_letters;
 pub mod engine;
+pub mod error;
 pub mod grants;
 pub mod host;
 pub mod instance;
+pub mod inventory;
+pub mod keys;
+pub mod limits;
+pub mod manager;
+pub mod model;
 pub mod runner;
 pub mod sandbox;
+pub mod stats;
 
-use thiserror::Error;
-
-pub use host::PluginHost;
-
-/// Metric: plugin calls, by plugin.
-pub const METRIC_CALLS: &str = "epr_plugin_calls_total";
-/// Metric: failed plugin calls (error, trap, limit), by plugin.
-pub const METRIC_FAILURES: &str = "epr_plugin_failures_total";
-/// Metric: seconds one plugin call took (time in the plugin, not in host calls), by plugin.
-pub const METRIC_CALL_SECONDS: &str = "epr_plugin_call_duration_seconds";
-/// Metric: largest memory of a plugin's instances, in bytes, by plugin.
-pub const METRIC_MEMORY_PEAK: &str = "epr_plugin_memory_peak_bytes";
-/// Metric: events a watcher dead-lettered, by plugin.
-pub const METRIC_DEAD_LETTERS: &str = "epr_plugin_dead_letters_total";
-
-/// A failed plugin operation.
-#[derive(Debug, Error)]
-pub enum PluginError {
-    /// The upload or request is wrong (400); the text says what.
-    #[error("{0}")]
-    Invalid(String),
-    /// No plugin has that name (404).
-    #[error("no plugin is named {0}")]
-    NotFound(String),
-    /// A plugin with that name exists already (409).
-    #[error("a plugin named {0} exists already: replace it with PUT /api/v1/plugins/{0}")]
-    Exists(String),
-    /// Something failed in the gateway (500); details go to the log.
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl From<crate::registry::error::StoreError> for PluginError {
-    fn from(e: crate::registry::error::StoreError) -> Self {
-        PluginError::Internal(e.to_string())
-    }
-}
-
-impl From<crate::registry::error::RegistryError> for PluginError {
-    fn from(e: crate::registry::error::RegistryError) -> Self {
-        PluginError::Internal(e.to_string())
-    }
-}
+pub use error::PluginError;
+pub use manager::PluginManager;

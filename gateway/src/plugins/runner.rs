@@ -6,43 +6,34 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::catalog::{self, cursor_key, dead_letter_prefix};
-use super::host::{Installed, PluginHost};
-use super::PluginError;
-use super::METRIC_DEAD_LETTERS;
+use super::dead_letters::{self, DeadLetter};
+use super::inventory::{Installed, Inventory};
+use super::keys;
+use super::sandbox::Services;
+use super::stats::METRIC_DEAD_LETTERS;
+use crate::backoff::Backoff;
 use crate::bus::cursor::{DurableCursor, SAVE_INTERVAL};
 use crate::bus::log_stream::follow;
 use crate::registry::message::Message;
 use crate::registry::model::{Event, Receiver};
 
-/// Wait before the first retry; doubled at each further attempt.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-/// Longest wait between two attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Waits between attempts at one event.
+const RETRY: Backoff = Backoff {
+    first: Duration::from_millis(100),
+    max: Duration::from_secs(30),
+};
 
-/// An event a watcher failed on at every attempt.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeadLetter {
-    /// Its place in the log.
-    pub seq: u64,
-    /// The event.
-    pub event_id: String,
-    /// Its receiver's type.
-    pub receiver_type: String,
-    /// The last error.
-    pub error: String,
-    /// Attempts made.
-    pub attempts: u32,
-    /// When it was dead-lettered (or last re-driven).
-    pub failed_at: chrono::DateTime<Utc>,
-}
-
-fn dead_letter_key(name: &str, seq: u64) -> String {
-    format!("{}{seq:020}", dead_letter_prefix(name))
+/// What a runner works with: the installed plugins and the services of the `host` interface
+/// (whose runtime, at a lower priority than the request path, runs the runners too).
+#[derive(Clone)]
+pub struct Context {
+    /// The installed plugins.
+    pub inventory: Arc<Inventory>,
+    /// The services of the `host` interface.
+    pub services: Arc<Services>,
 }
 
 /// A running watcher.
@@ -53,9 +44,13 @@ pub struct Runner {
 
 impl Runner {
     /// Starts watcher `name` from its cursor.
-    pub fn spawn(host: Arc<PluginHost>, name: String) -> Self {
+    pub fn spawn(context: Context, name: String) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let task = host.background().spawn(run(host.clone(), name, stopped));
+        let task = context
+            .services
+            .runtime
+            .clone()
+            .spawn(run(context, name, stopped));
         Runner { stop, task }
     }
 
@@ -84,15 +79,11 @@ enum Handled {
     Stopped,
 }
 
-async fn run(host: Arc<PluginHost>, name: String, mut stop: watch::Receiver<bool>) {
-    let mut cursor = DurableCursor::load(host.registry().clone(), cursor_key(&name));
+async fn run(context: Context, name: String, mut stop: watch::Receiver<bool>) {
+    let registry = &context.services.registry;
+    let mut cursor = DurableCursor::load(registry.clone(), keys::cursor(&name));
     // every message, so that the cursor moves past those that are not for watchers too
-    let log = follow(
-        host.registry().clone(),
-        cursor.position(),
-        stop.clone(),
-        |_| true,
-    );
+    let log = follow(registry.clone(), cursor.position(), stop.clone(), |_| true);
     tokio::pin!(log);
     tracing::info!(plugin = %name, cursor = cursor.position(), "watcher started");
     loop {
@@ -105,7 +96,9 @@ async fn run(host: Arc<PluginHost>, name: String, mut stop: watch::Receiver<bool
             }
         };
         let handled = match event_of(&message) {
-            Some((event, receiver)) => handle(&host, &name, seq, event, receiver, &mut stop).await,
+            Some((event, receiver)) => {
+                handle(&context, &name, seq, event, receiver, &mut stop).await
+            }
             None => Handled::Done,
         };
         match handled {
@@ -114,7 +107,7 @@ async fn run(host: Arc<PluginHost>, name: String, mut stop: watch::Receiver<bool
         }
         cursor.save_if_due().await;
     }
-    if host.installed(&name).is_some() {
+    if context.inventory.get(&name).is_some() {
         cursor.save().await;
     }
     tracing::info!(plugin = %name, cursor = cursor.position(), "watcher stopped");
@@ -122,16 +115,16 @@ async fn run(host: Arc<PluginHost>, name: String, mut stop: watch::Receiver<bool
 
 /// The installed plugin `name` once it is enabled; `None` if it is deleted or the runner stops.
 async fn enabled(
-    host: &PluginHost,
+    inventory: &Inventory,
     name: &str,
     stop: &mut watch::Receiver<bool>,
 ) -> Option<Arc<Installed>> {
-    let mut changes = host.changes();
+    let mut changes = inventory.changes();
     loop {
         if *stop.borrow() {
             return None;
         }
-        let installed = host.installed(name)?;
+        let installed = inventory.get(name)?;
         if installed.record.enabled {
             return Some(installed);
         }
@@ -144,7 +137,7 @@ async fn enabled(
 
 /// Hands one event to the watcher, retrying with backoff, then dead-letters it.
 async fn handle(
-    host: &Arc<PluginHost>,
+    context: &Context,
     name: &str,
     seq: u64,
     event: &Event,
@@ -154,7 +147,7 @@ async fn handle(
     let mut attempt = 0;
     loop {
         // the current revision at each attempt: a replacement takes over at once
-        let Some(installed) = enabled(host, name, stop).await else {
+        let Some(installed) = enabled(&context.inventory, name, stop).await else {
             return Handled::Stopped;
         };
         if !installed
@@ -165,7 +158,7 @@ async fn handle(
             return Handled::Done;
         }
         attempt += 1;
-        let error = match host.call_watcher(&installed, event, receiver).await {
+        let error = match installed.watch(&context.services, event, receiver).await {
             Ok(()) => return Handled::Done,
             Err(e) => e,
         };
@@ -180,28 +173,19 @@ async fn handle(
                 attempts: attempt,
                 failed_at: Utc::now(),
             };
-            return dead_letter(host, name, letter, stop).await;
+            return dead_letter(context, name, letter, stop).await;
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff(attempt)) => {}
+            _ = RETRY.sleep(attempt) => {}
             _ = stop.changed() => return Handled::Stopped,
         }
     }
 }
 
-/// The wait after failed attempt `attempt` (1-based): exponential, capped, with jitter (50% to
-/// 100% of the step) so that failing watchers do not retry in lockstep.
-pub fn backoff(attempt: u32) -> Duration {
-    let step = FIRST_BACKOFF
-        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
-        .min(MAX_BACKOFF);
-    step.mul_f64(0.5 + fastrand::f64() * 0.5)
-}
-
 /// Stores the dead letter of `event`, retrying until the store takes it: the cursor moves
 /// past the event only once its dead letter is durable (`Stopped` if the watcher stops first).
 async fn dead_letter(
-    host: &PluginHost,
+    context: &Context,
     name: &str,
     letter: DeadLetter,
     stop: &mut watch::Receiver<bool>,
@@ -209,7 +193,7 @@ async fn dead_letter(
     tracing::error!(plugin = name, event = %letter.event_id, attempts = letter.attempts, error = %letter.error, "event dead-lettered");
     let mut tries = 0;
     loop {
-        match put_dead_letter(host, name, &letter).await {
+        match dead_letters::put(context.services.registry.store(), name, &letter).await {
             Ok(()) => {
                 metrics::counter!(METRIC_DEAD_LETTERS, "plugin" => name.to_owned()).increment(1);
                 return Handled::Done;
@@ -218,76 +202,10 @@ async fn dead_letter(
                 tries += 1;
                 tracing::error!(plugin = name, event = %letter.event_id, error = %e, "cannot store the dead letter; the watcher stays on this event and retries");
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff(tries)) => {}
+                    _ = RETRY.sleep(tries) => {}
                     _ = stop.changed() => return Handled::Stopped,
                 }
             }
         }
-    }
-}
-
-/// Stores (or replaces) a dead letter.
-pub async fn put_dead_letter(
-    host: &PluginHost,
-    name: &str,
-    letter: &DeadLetter,
-) -> Result<(), PluginError> {
-    let key = dead_letter_key(name, letter.seq);
-    let value = serde_json::to_value(letter)
-        .map_err(|e| PluginError::Internal(format!("cannot encode a dead letter: {e}")))?;
-    catalog::write(host.registry().store(), move |txn| {
-        txn.put_setting(&key, Some(&value))
-    })
-    .await
-}
-
-/// Removes a dead letter.
-pub async fn remove_dead_letter(
-    host: &PluginHost,
-    name: &str,
-    seq: u64,
-) -> Result<(), PluginError> {
-    let key = dead_letter_key(name, seq);
-    catalog::write(host.registry().store(), move |txn| {
-        txn.put_setting(&key, None)
-    })
-    .await
-}
-
-/// The dead letters of watcher `name`, oldest first.
-pub fn dead_letters(host: &PluginHost, name: &str) -> Result<Vec<DeadLetter>, PluginError> {
-    host.registry()
-        .store()
-        .settings(&dead_letter_prefix(name))?
-        .into_iter()
-        .map(|(key, value)| {
-            serde_json::from_value(value)
-                .map_err(|e| PluginError::Internal(format!("corrupt dead letter {key}: {e}")))
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_with_jitter_and_is_capped() {
-        for attempt in 1..40 {
-            let step = FIRST_BACKOFF
-                .saturating_mul(1 << (attempt - 1).min(16))
-                .min(MAX_BACKOFF);
-            let wait = backoff(attempt);
-            assert!(
-                wait >= step / 2 && wait <= step,
-                "attempt {attempt}: {wait:?}"
-            );
-        }
-        assert!(backoff(30) <= MAX_BACKOFF);
-    }
-
-    #[test]
-    fn dead_letter_keys_sort_in_log_order() {
-        assert!(dead_letter_key("p", 9) < dead_letter_key("p", 10));
     }
 }

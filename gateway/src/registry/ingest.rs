@@ -136,7 +136,7 @@ impl Registry {
                 }
                 // created once, however many events go to it (reads do not see this unit's writes)
                 let created = match drafts.iter().any(|(receiver, _)| receiver.is_none()) {
-                    true => target.receiver_id(txn)?,
+                    true => target.find_or_create(txn)?,
                     false => String::new(),
                 };
                 let drafts = drafts
@@ -196,8 +196,8 @@ enum Target {
 }
 
 impl Target {
-    /// The id of the receiver, created now if it is still missing.
-    fn receiver_id(self, txn: &mut dyn Txn) -> Result<String, RegistryError> {
+    /// The id of the receiver, which is created now if it is still missing.
+    fn find_or_create(self, txn: &mut dyn Txn) -> Result<String, RegistryError> {
         match self {
             Target::Existing(id) => Ok(id),
             Target::Create { kind, auto } => match txn.receivers_of_type(&kind)?.first() {

@@ -20,6 +20,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::schema::{SchemaCache, SchemaError};
+use crate::sync::{lock, read, write};
 use error::{ObjectKind, RegistryError};
 use input::{BlankCheck, NewEvent, NewGroup, NewReceiver};
 use message::Message;
@@ -97,7 +98,7 @@ impl Registry {
 
     /// Notes that receiver `id` has type `kind`.
     fn remember_type(&self, kind: &str, id: &str) {
-        let mut types = self.types.write().unwrap_or_else(|e| e.into_inner());
+        let mut types = write(&self.types);
         let ids = types.entry(kind.to_owned()).or_default();
         if !ids.iter().any(|known| known == id) {
             ids.push(id.to_owned());
@@ -122,12 +123,7 @@ impl Registry {
     /// How many receivers the registry knows the type of (all of them, give or take those
     /// created on the fly since their type was last looked up).
     fn receiver_count(&self) -> usize {
-        self.types
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .map(Vec::len)
-            .sum()
+        read(&self.types).values().map(Vec::len).sum()
     }
 
     /// The store underneath.
@@ -196,10 +192,10 @@ impl Registry {
         tokio::task::spawn_blocking(move || transforms.apply(candidate))
             .await
             .unwrap_or_else(|e| {
-                Err(RegistryError::Refused {
-                    plugin: "(transforms)".into(),
-                    reason: format!("the call panicked: {e}"),
-                })
+                // a bug of the host (a plugin's own failures are traps, not panics): a 500
+                Err(RegistryError::Store(error::StoreError(format!(
+                    "the transforms panicked: {e}"
+                ))))
             })
     }
 
@@ -264,7 +260,7 @@ impl Registry {
     /// Counts one more event emitted as a consequence of `root`; refused past
     /// [`MAX_EMITTED_PER_CAUSE`].
     fn count_emitted(&self, root: &str) -> Result<(), RegistryError> {
-        let mut emitted = self.emitted.lock().unwrap_or_else(|e| e.into_inner());
+        let mut emitted = lock(&self.emitted);
         if emitted.len() >= MAX_TRACKED_CAUSES && !emitted.contains_key(root) {
             emitted.clear();
         }
@@ -485,10 +481,7 @@ impl Registry {
     /// Keeps `receiver` in the cache; returns the cached copy.
     fn remember_receiver(&self, receiver: Receiver) -> Arc<Receiver> {
         let receiver = Arc::new(receiver);
-        self.receivers
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(receiver.id.clone(), receiver.clone());
+        write(&self.receivers).insert(receiver.id.clone(), receiver.clone());
         receiver
     }
 
@@ -670,11 +663,7 @@ impl EventDraft {
 
 /// The value cached under `key`, if any.
 fn cached<V: Clone>(cache: &RwLock<HashMap<String, V>>, key: &str) -> Option<V> {
-    cache
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(key)
-        .cloned()
+    read(cache).get(key).cloned()
 }
 
 fn not_found(kind: ObjectKind, id: &str) -> RegistryError {

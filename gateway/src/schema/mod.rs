@@ -13,6 +13,8 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::sync::{read, write};
+
 /// Why a schema was refused.
 #[derive(Debug, Error)]
 pub enum SchemaError {
@@ -39,7 +41,7 @@ impl Retrieve for KnownDocuments {
         &self,
         uri: &Uri<String>,
     ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
-        let documents = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let documents = read(&self.0);
         documents
             .get(Self::key(uri.as_str()))
             .cloned()
@@ -109,21 +111,21 @@ impl SchemaCache {
     /// Keeps `validator` for `receiver_id`, and `schema` as a `$ref` target if it has an `$id`.
     pub fn insert(&self, receiver_id: &str, validator: Arc<CompiledSchema>, schema: &Value) {
         self.hold_document(schema);
-        let mut validators = self.validators.write().unwrap_or_else(|e| e.into_inner());
+        let mut validators = write(&self.validators);
         validators.insert(receiver_id.to_owned(), validator);
     }
 
     /// Makes `schema` a `$ref` target if it has an `$id` (e.g. receivers loaded at start-up).
     pub fn hold_document(&self, schema: &Value) {
         if let Some(id) = schema.get("$id").and_then(Value::as_str) {
-            let mut documents = self.documents.0.write().unwrap_or_else(|e| e.into_inner());
+            let mut documents = write(&self.documents.0);
             documents.insert(KnownDocuments::key(id).to_owned(), schema.clone());
         }
     }
 
     /// The validator kept for `receiver_id`.
     pub fn get(&self, receiver_id: &str) -> Option<Arc<CompiledSchema>> {
-        let validators = self.validators.read().unwrap_or_else(|e| e.into_inner());
+        let validators = read(&self.validators);
         validators.get(receiver_id).cloned()
     }
 }

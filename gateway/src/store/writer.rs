@@ -23,6 +23,7 @@ use super::trees::{decode, encode, sled_error, TreeId, Trees};
 use crate::registry::error::{RegistryError, StoreError};
 use crate::registry::model::{Event, Group, Nvrpp, Receiver};
 use crate::registry::port::{Committed, LogEntry, Txn, Work};
+use crate::sync::lock;
 
 /// Most units of work applied in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -63,11 +64,11 @@ pub(crate) struct WriteHealth(Arc<Mutex<Option<String>>>);
 impl WriteHealth {
     /// The error of the last write or flush, if it failed.
     pub(crate) fn failing(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&self.0).clone()
     }
 
     fn set(&self, error: Option<String>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = error;
+        *lock(&self.0) = error;
     }
 }
 

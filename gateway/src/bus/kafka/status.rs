@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use crate::sync::lock;
+
 /// Metric: 1 when the last delivery attempt succeeded.
 pub const BROKER_UP: &str = "epr_kafka_broker_up";
 /// Metric: durable log messages not yet acknowledged by the broker.
@@ -65,7 +67,7 @@ impl RelayStatus {
             );
         }
         if caught_up {
-            *self.caught_up_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            *lock(&self.caught_up_at) = Instant::now();
         }
     }
 
@@ -80,7 +82,7 @@ impl RelayStatus {
     /// A delivery attempt failed with `error`.
     pub fn failed(&self, error: &str) {
         metrics::counter!(DELIVERY_ERRORS).increment(1);
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_owned());
+        *lock(&self.last_error) = Some(error.to_owned());
         if self.broker.swap(DOWN, Ordering::Relaxed) != DOWN {
             tracing::warn!(%error, "Kafka delivery failing; events stay in the log and will be relayed when the broker is back");
         }
@@ -90,8 +92,7 @@ impl RelayStatus {
     /// The relay cannot render or encode log entry `seq`: it stops there (never skips it) and
     /// tries again later.
     pub fn stuck(&self, seq: u64, error: &str) {
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(format!("log entry {seq}: {error}"));
+        *lock(&self.last_error) = Some(format!("log entry {seq}: {error}"));
         if self.stuck_at.swap(seq, Ordering::Relaxed) != seq {
             tracing::error!(seq, %error, "the Kafka relay is stuck: it cannot relay this log entry and will not skip it; retrying");
         }
@@ -110,11 +111,7 @@ impl RelayStatus {
         let seconds = if lag == 0 {
             0.0
         } else {
-            self.caught_up_at
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .elapsed()
-                .as_secs_f64()
+            lock(&self.caught_up_at).elapsed().as_secs_f64()
         };
         metrics::gauge!(LAG_MESSAGES).set(lag as f64);
         metrics::gauge!(LAG_SECONDS).set(seconds);
@@ -128,7 +125,7 @@ impl RelayStatus {
             "delivered_sequence": delivered,
             "lag_messages": lag,
             "lag_seconds": seconds,
-            "last_error": *self.last_error.lock().unwrap_or_else(|e| e.into_inner()),
+            "last_error": *lock(&self.last_error),
             "stuck_at_sequence": match self.stuck_at.load(Ordering::Relaxed) {
                 0 => None,
                 seq => Some(seq),

@@ -1,0 +1,447 @@
+//! The plugin manager: loads stored plugins at start, installs, replaces, changes and deletes
+//! them at run time, runs transforms for the registry and a runner per watcher.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::addresses::PublicOnly;
+use super::background::Background;
+use super::catalog::{self, PluginRecord};
+use super::compile::{self, Compiled};
+use super::dead_letters::{self, DeadLetter};
+use super::engine::PluginEngine;
+use super::error::PluginError;
+use super::grants::Grants;
+use super::instance::{CallFailure, Loaded};
+use super::inventory::{Installed, Inventory};
+use super::keys;
+use super::limits::HTTP_TIMEOUT;
+use super::model::World;
+use super::runner::{self, Runner};
+use super::sandbox::Services;
+use super::stats::CallStats;
+use crate::bus::cursor;
+use crate::registry::error::RegistryError;
+use crate::registry::Registry;
+use crate::sync::lock;
+
+/// A plugin as the API shows it: configuration values whose key names a secret, token,
+/// password or key are shown as `<set>`.
+#[derive(Debug, Serialize)]
+pub struct PluginView {
+    /// The stored record.
+    #[serde(flatten)]
+    pub record: PluginRecord,
+    /// Calls since the gateway started.
+    pub calls: u64,
+    /// Failed calls since the gateway started.
+    pub failures: u64,
+    /// The last failure's error.
+    pub last_error: Option<String>,
+    /// The capabilities it has: those of its manifest's (`manifest.capabilities`, what it
+    /// asks for) that the grants give.
+    pub granted_capabilities: Vec<&'static str>,
+    /// A watcher's cursor: the last log sequence number it is done with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
+    /// A watcher's dead letters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letters: Option<usize>,
+}
+
+/// A change to a plugin (`PATCH`): fields left out stay as they are.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginPatch {
+    /// Enable or disable it.
+    pub enabled: Option<bool>,
+    /// New grants (replacing the old ones whole).
+    pub grants: Option<Grants>,
+}
+
+/// The outcome of re-driving dead letters.
+#[derive(Debug, Serialize)]
+pub struct Redriven {
+    /// Dead letters tried.
+    pub tried: usize,
+    /// Handled this time (removed from the dead letters).
+    pub handled: usize,
+    /// Still failing (kept, with the new error).
+    pub failed: usize,
+}
+
+/// The plugin manager.
+pub struct PluginManager {
+    engine: Arc<PluginEngine>,
+    /// Where watchers run (their host calls wait on it too); dropped last.
+    _background: Background,
+    services: Arc<Services>,
+    inventory: Arc<Inventory>,
+    runners: tokio::sync::Mutex<HashMap<String, Runner>>,
+    /// One management operation at a time.
+    manage: tokio::sync::Mutex<()>,
+}
+
+impl PluginManager {
+    /// Loads the stored plugins, hooks the transforms into `registry`, starts the watchers.
+    pub async fn start(registry: Arc<Registry>) -> Result<Arc<Self>, PluginError> {
+        let engine = PluginEngine::new()?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(PublicOnly))
+            .timeout(HTTP_TIMEOUT)
+            .build()
+            .map_err(|e| PluginError::Internal(format!("HTTP client: {e}")))?;
+        let background = Background::start()?;
+        let services = Arc::new(Services {
+            registry: registry.clone(),
+            http,
+            runtime: background.handle().clone(),
+            kv_usage: Default::default(),
+        });
+        let manager = Arc::new(PluginManager {
+            engine,
+            _background: background,
+            services,
+            inventory: Arc::default(),
+            runners: tokio::sync::Mutex::new(HashMap::new()),
+            manage: tokio::sync::Mutex::new(()),
+        });
+        for record in catalog::records(registry.store().as_ref())? {
+            let name = record.name.clone();
+            match manager.load_stored(record).await {
+                Ok(installed) => manager.inventory.put(installed),
+                Err(e) => {
+                    tracing::error!(plugin = %name, error = %e, "cannot load the stored plugin; it stays off until replaced")
+                }
+            }
+        }
+        registry.set_transforms(manager.inventory.clone());
+        manager.sync_runners().await;
+        tracing::info!(plugins = manager.inventory.all().len(), "plugins loaded");
+        Ok(manager)
+    }
+
+    /// The registry plugins work on.
+    fn registry(&self) -> &Arc<Registry> {
+        &self.services.registry
+    }
+
+    /// The installed plugin `name`, or why there is none.
+    fn installed(&self, name: &str) -> Result<Arc<Installed>, PluginError> {
+        self.inventory
+            .get(name)
+            .ok_or_else(|| PluginError::NotFound(name.to_owned()))
+    }
+
+    /// Loads a stored plugin from its precompiled form, compiling it again when that no longer
+    /// loads (another gateway version).
+    async fn load_stored(&self, record: PluginRecord) -> Result<Installed, PluginError> {
+        let store = self.registry().store();
+        let (component_bytes, artifact) = catalog::binaries(store.as_ref(), &record.name)?;
+        let loaded = artifact.and_then(|a| compile::deserialize(&self.engine, &a).ok());
+        let linked = match loaded {
+            Some(component) => Loaded::link(&self.engine, record.world, &component)?,
+            None => {
+                tracing::info!(plugin = %record.name, "compiling the stored component again");
+                let compiled = self.compile(component_bytes).await?.0;
+                catalog::save_artifact(
+                    store,
+                    &record.name,
+                    compile::serialize(&compiled.component)?,
+                )
+                .await?;
+                compiled.linked
+            }
+        };
+        Ok(Installed::new(record, &linked, Arc::default()))
+    }
+
+    /// Compiles uploaded bytes on a blocking thread; also returns the bytes.
+    async fn compile(&self, bytes: Vec<u8>) -> Result<(Compiled, Vec<u8>), PluginError> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || compile::compile(&engine, &bytes).map(|c| (c, bytes)))
+            .await
+            .map_err(|e| PluginError::Internal(format!("compilation task: {e}")))?
+    }
+
+    /// Starts a runner for each installed watcher without one, stops those of plugins that are
+    /// no longer watchers; returns once stopped runners have finished their call in flight.
+    async fn sync_runners(self: &Arc<Self>) {
+        let watchers: Vec<String> = self
+            .inventory
+            .all()
+            .iter()
+            .filter(|p| p.record.world == World::Watcher)
+            .map(|p| p.record.name.clone())
+            .collect();
+        let mut runners = self.runners.lock().await;
+        let gone: Vec<String> = runners
+            .keys()
+            .filter(|name| !watchers.contains(name))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(runner) = runners.remove(&name) {
+                runner.stop().await;
+            }
+        }
+        for name in watchers {
+            runners
+                .entry(name.clone())
+                .or_insert_with(|| Runner::spawn(self.runner_context(), name));
+        }
+    }
+
+    fn runner_context(&self) -> runner::Context {
+        runner::Context {
+            inventory: self.inventory.clone(),
+            services: self.services.clone(),
+        }
+    }
+
+    /// Stops every watcher (each after its call in flight).
+    pub async fn stop(&self) {
+        let mut runners = self.runners.lock().await;
+        for (_, runner) in runners.drain() {
+            runner.stop().await;
+        }
+    }
+
+    /// Every plugin, by name.
+    pub fn list(&self) -> Vec<PluginView> {
+        self.inventory.all().iter().map(|p| self.view(p)).collect()
+    }
+
+    /// Plugin `name`.
+    pub fn get(&self, name: &str) -> Result<PluginView, PluginError> {
+        Ok(self.view(&*self.installed(name)?))
+    }
+
+    fn view(&self, installed: &Installed) -> PluginView {
+        let name = &installed.record.name;
+        let watcher = installed.record.world == World::Watcher;
+        let mut record = installed.record.clone();
+        for (key, value) in record.grants.config.iter_mut() {
+            let key = key.to_ascii_lowercase();
+            if ["secret", "token", "password", "key"]
+                .iter()
+                .any(|s| key.contains(s))
+            {
+                *value = "<set>".into();
+            }
+        }
+        PluginView {
+            record,
+            calls: installed.loaded.stats().calls(),
+            failures: installed.loaded.stats().failures(),
+            last_error: installed.loaded.stats().last_error(),
+            granted_capabilities: installed.permissions.names(),
+            cursor: watcher.then(|| cursor::stored(self.registry(), &keys::cursor(name))),
+            dead_letters: watcher.then(|| {
+                dead_letters::list(self.registry().store().as_ref(), name)
+                    .map(|d| d.len())
+                    .unwrap_or(0)
+            }),
+        }
+    }
+
+    /// Installs a new plugin from its component and grants; live at once. A new watcher gets
+    /// the events stored from now on.
+    /// `name`, when given, installs it under that name instead of its manifest's (to run one
+    /// component twice with different grants).
+    pub async fn upload(
+        self: &Arc<Self>,
+        bytes: Vec<u8>,
+        grants: Grants,
+        name: Option<String>,
+    ) -> Result<PluginView, PluginError> {
+        grants.check()?;
+        if let Some(name) = &name {
+            compile::check_name(name)?;
+        }
+        let _one = self.manage.lock().await;
+        let (compiled, bytes) = self.compile(bytes).await?;
+        grants.check_for(compiled.world)?;
+        let name = name.unwrap_or_else(|| compiled.manifest.name.clone());
+        if self.inventory.get(&name).is_some() {
+            return Err(PluginError::Exists(name));
+        }
+        if compiled.world == World::Watcher {
+            let now_seq = *self.registry().store().durable_seq().borrow();
+            cursor::store(self.registry(), &keys::cursor(&name), now_seq).await?;
+        }
+        let now = Utc::now();
+        let record = PluginRecord {
+            name,
+            world: compiled.world,
+            manifest: compiled.manifest.clone(),
+            grants,
+            enabled: true,
+            sha256: String::new(),
+            size: 0,
+            revision: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        self.install_revision(record, compiled, bytes, Arc::default())
+            .await
+    }
+
+    /// Replaces plugin `name` with a new component (its manifest must carry the same name),
+    /// keeping its grants unless new ones are given, its state and a watcher's cursor. Calls in
+    /// flight finish on the old revision.
+    pub async fn replace(
+        self: &Arc<Self>,
+        name: &str,
+        bytes: Vec<u8>,
+        grants: Option<Grants>,
+    ) -> Result<PluginView, PluginError> {
+        if let Some(grants) = &grants {
+            grants.check()?;
+        }
+        let _one = self.manage.lock().await;
+        let old = self.installed(name)?;
+        let (compiled, bytes) = self.compile(bytes).await?;
+        if compiled.manifest.name != old.record.manifest.name {
+            return Err(PluginError::Invalid(format!(
+                "the new component's manifest names it {}, not {} (delete {name} and upload it instead)",
+                compiled.manifest.name, old.record.manifest.name
+            )));
+        }
+        let grants = grants.unwrap_or_else(|| old.record.grants.clone());
+        grants.check_for(compiled.world)?;
+        let record = PluginRecord {
+            world: compiled.world,
+            manifest: compiled.manifest.clone(),
+            grants,
+            revision: old.record.revision + 1,
+            updated_at: Utc::now(),
+            ..old.record.clone()
+        };
+        self.install_revision(record, compiled, bytes, old.loaded.stats().clone())
+            .await
+    }
+
+    /// Stores `compiled` (uploaded as `bytes`) as revision `record` and makes it current,
+    /// counting its calls into `stats`; the caller holds the management lock.
+    async fn install_revision(
+        self: &Arc<Self>,
+        mut record: PluginRecord,
+        compiled: Compiled,
+        bytes: Vec<u8>,
+        stats: Arc<CallStats>,
+    ) -> Result<PluginView, PluginError> {
+        record.sha256 = hex::encode(Sha256::digest(&bytes));
+        record.size = bytes.len();
+        let installed = Installed::new(record.clone(), &compiled.linked, stats);
+        let artifact = compile::serialize(&compiled.component)?;
+        catalog::save(self.registry().store(), &record, Some((bytes, artifact))).await?;
+        self.inventory.put(installed);
+        self.sync_runners().await;
+        tracing::info!(plugin = %record.name, world = ?record.world, revision = record.revision, "plugin installed");
+        self.get(&record.name)
+    }
+
+    /// Enables, disables or re-grants plugin `name`.
+    pub async fn update(
+        self: &Arc<Self>,
+        name: &str,
+        patch: PluginPatch,
+    ) -> Result<PluginView, PluginError> {
+        if let Some(grants) = &patch.grants {
+            grants.check()?;
+        }
+        let _one = self.manage.lock().await;
+        let old = self.installed(name)?;
+        if let Some(grants) = &patch.grants {
+            grants.check_for(old.record.world)?;
+        }
+        let record = PluginRecord {
+            enabled: patch.enabled.unwrap_or(old.record.enabled),
+            grants: patch.grants.unwrap_or_else(|| old.record.grants.clone()),
+            updated_at: Utc::now(),
+            ..old.record.clone()
+        };
+        // same component: new limits and grants, same call counts
+        let installed = Installed::new(record.clone(), &old.loaded, old.loaded.stats().clone());
+        catalog::save(self.registry().store(), &record, None).await?;
+        self.inventory.put(installed);
+        self.get(name)
+    }
+
+    /// Deletes plugin `name` and everything it kept; once this returns, it handles nothing more.
+    pub async fn delete(self: &Arc<Self>, name: &str) -> Result<(), PluginError> {
+        let _one = self.manage.lock().await;
+        if self.inventory.remove(name).is_none() {
+            return Err(PluginError::NotFound(name.to_owned()));
+        }
+        self.sync_runners().await;
+        catalog::remove(self.registry().store(), name).await?;
+        // its key-value store went with it: a plugin uploaded under this name starts empty
+        lock(&self.services.kv_usage).remove(name);
+        tracing::info!(plugin = %name, "plugin deleted");
+        Ok(())
+    }
+
+    /// The dead letters of watcher `name`, oldest first.
+    pub fn dead_letters(&self, name: &str) -> Result<Vec<DeadLetter>, PluginError> {
+        self.watcher(name)?;
+        dead_letters::list(self.registry().store().as_ref(), name)
+    }
+
+    fn watcher(&self, name: &str) -> Result<Arc<Installed>, PluginError> {
+        let installed = self.installed(name)?;
+        match installed.record.world {
+            World::Watcher => Ok(installed),
+            World::Transform => Err(PluginError::Invalid(format!(
+                "{name} is a transform: only watchers have dead letters"
+            ))),
+        }
+    }
+
+    /// Hands each dead letter of watcher `name` to its current revision once more; those
+    /// handled are removed, the others keep the new error.
+    pub async fn redrive(&self, name: &str) -> Result<Redriven, PluginError> {
+        let installed = self.watcher(name)?;
+        let store = self.registry().store();
+        let letters = dead_letters::list(store.as_ref(), name)?;
+        let mut outcome = Redriven {
+            tried: letters.len(),
+            handled: 0,
+            failed: 0,
+        };
+        for mut letter in letters {
+            let found = self.registry().event(&letter.event_id);
+            let result = match found {
+                Ok(found) => {
+                    installed
+                        .watch(&self.services, &found.event, &found.receiver)
+                        .await
+                }
+                Err(RegistryError::NotFound { .. }) => {
+                    Err(CallFailure::Returned("the event no longer exists".into()))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            match result {
+                Ok(()) => {
+                    dead_letters::remove(store, name, letter.seq).await?;
+                    outcome.handled += 1;
+                }
+                Err(e) => {
+                    letter.error = e.to_string();
+                    letter.attempts += 1;
+                    letter.failed_at = Utc::now();
+                    dead_letters::put(store, name, &letter).await?;
+                    outcome.failed += 1;
+                }
+            }
+        }
+        Ok(outcome)
+    }
+}
