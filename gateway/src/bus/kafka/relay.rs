@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use super::record::{envelope_only, record, Record};
 use super::status::{RelayStatus, DELIVERED, END_TO_END};
 use super::{BrokerContext, KafkaConfig};
+use crate::backoff::Backoff;
 use crate::bus::cursor::DurableCursor;
 use crate::registry::message::Message;
 use crate::registry::port::LogEntry;
@@ -26,8 +27,11 @@ use crate::registry::Registry;
 const BATCH: usize = 1000;
 /// Setting key of the relay's durable cursor.
 const CURSOR: &str = "cursor/kafka";
-/// Longest wait between retries.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Waits between failed attempts.
+const RETRY: Backoff = Backoff {
+    first: Duration::from_millis(100),
+    max: Duration::from_secs(5),
+};
 
 /// Starts the relay; it stops when `stop` turns true (after its current batch).
 pub fn spawn(
@@ -69,7 +73,7 @@ struct Relay {
 impl Relay {
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut durable = self.registry.store().durable_seq();
-        let mut backoff = Duration::from_millis(100);
+        let mut failures = 0;
         let mut topic_ready = false;
         let mut losses = self.context.losses();
         while !*stop.borrow() {
@@ -85,7 +89,7 @@ impl Relay {
             if !topic_ready {
                 topic_ready = self.ensure_topic().await;
                 if !topic_ready {
-                    sleep_or_stop(&mut stop, &mut backoff).await;
+                    sleep_or_stop(&mut stop, &mut failures).await;
                     continue;
                 }
             }
@@ -98,7 +102,7 @@ impl Relay {
                 Ok(entries) => entries,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the log; retrying");
-                    sleep_or_stop(&mut stop, &mut backoff).await;
+                    sleep_or_stop(&mut stop, &mut failures).await;
                     continue;
                 }
             };
@@ -128,9 +132,9 @@ impl Relay {
                     topic_ready = false;
                     self.reset_producer();
                 }
-                sleep_or_stop(&mut stop, &mut backoff).await;
+                sleep_or_stop(&mut stop, &mut failures).await;
             } else {
-                backoff = Duration::from_millis(100);
+                failures = 0;
             }
         }
         self.cursor.save().await;
@@ -285,13 +289,11 @@ impl Relay {
     }
 }
 
-/// Waits `backoff` (with up to 25% jitter) unless stopped, then doubles it up to the maximum.
-async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, backoff: &mut Duration) {
-    let jitter =
-        backoff.mul_f64(0.25 * (Utc::now().timestamp_subsec_nanos() % 1000) as f64 / 1000.0);
+/// Counts one more failure and waits its backoff, unless stopped first.
+async fn sleep_or_stop(stop: &mut watch::Receiver<bool>, failures: &mut u32) {
+    *failures += 1;
     tokio::select! {
-        _ = tokio::time::sleep(*backoff + jitter) => {}
+        _ = RETRY.sleep(*failures) => {}
         _ = stop.changed() => {}
     }
-    *backoff = (*backoff * 2).min(MAX_BACKOFF);
 }
