@@ -1,11 +1,10 @@
 //! `POST /api/v1/cloudevents`: the CloudEvents HTTP binding (structured, binary, batch), routing
 //! to receivers, idempotency, the webhook handshake, and the CloudEvents Python SDK.
 
-mod support;
-
+use crate::support;
+use crate::support::{error_of, Gateway};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{error_of, Gateway};
 
 const STRUCTURED: (&str, &str) = ("content-type", "application/cloudevents+json");
 

@@ -1,10 +1,8 @@
 //! `GET /api/v1/stream`: the log as Server-Sent Events, in order, live, resumable, filterable.
 
-mod support;
-
+use crate::support::{error_of, Gateway};
 use reqwest::StatusCode;
 use serde_json::json;
-use support::{error_of, Gateway};
 
 #[tokio::test]
 async fn every_message_arrives_in_order_with_its_sequence_as_id() {

@@ -1,10 +1,9 @@
 //! `GET /api/v1/openapi`: a valid OpenAPI 3.1 document listing every route the gateway serves.
 
-mod support;
-
+use crate::support;
+use crate::support::{run_python, Gateway};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use support::{run_python, Gateway};
 
 /// Every route of the gateway, as a user finds them in the README.
 const ROUTES: &[(&str, &str)] = &[
@@ -147,7 +146,7 @@ async fn the_document_describes_epr_bodies_and_tokens() {
 /// gateway's own document: generated requests to every operation, bounded in examples and
 /// time; no answer may be a 5xx, and every status, content type and body must be the
 /// documented ones. The two uploads of `application/wasm` bodies are left out (schemathesis
-/// cannot make components; tests/plugins.rs sends real and broken ones).
+/// cannot make components; tests/it/plugins.rs sends real and broken ones).
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
     let gw = Gateway::start().await;

@@ -1,11 +1,10 @@
 //! GraphQL at `/api/v1/graphql/query`: EPR's schema and the request shapes its clients send
 //! (`$obj` variables, JSON as a string), against the real gateway over HTTP.
 
-mod support;
-
+use crate::support;
+use crate::support::{Api, Gateway};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{Api, Gateway};
 
 const RECEIVER_FIELDS: &str = "id,name,type,version,description,schema,fingerprint,created_at";
 const EVENT_FIELDS: &str =

@@ -1,10 +1,8 @@
 //! EPR's REST API over real HTTP: every route, every error of EPR-API.md, search, auth, limits.
 
-mod support;
-
+use crate::support::{error_of, event_body, receiver_body, Gateway};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{error_of, event_body, receiver_body, Gateway};
 
 /// Last log sequence number and number of events: together, "was anything stored?".
 async fn stored(gw: &Gateway) -> (u64, usize) {

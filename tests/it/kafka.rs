@@ -2,12 +2,12 @@
 //! headers and the NVRPP key; nothing lost while the broker is down, hangs, is restarted, or when
 //! the gateway is killed; oversized payloads become references.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support;
+use crate::support::{event_body, Api, Broker, Gateway, Until};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message as _};
@@ -15,7 +15,6 @@ use rdkafka::{Offset, TopicPartitionList};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use support::{event_body, Api, Broker, Gateway};
 
 const TOPIC: &str = "test.events";
 const PARTITIONS: i32 = 3;
@@ -383,7 +382,10 @@ async fn a_gateway_killed_under_load_delivers_every_acknowledged_message_after_r
     let broker = Broker::start().await;
     let mut gw = gateway(&broker, &[], Some(&dir)).await;
     let receiver = gw.receiver("dev.chaos").await;
-    let (_stop, load) = load(&gw, &receiver);
+    let load = {
+        let (api, receiver) = (gw.api.clone(), receiver.clone());
+        tokio::spawn(async move { api.post_load(&receiver, 8, |_| true, Until::Gone).await })
+    };
     tokio::time::sleep(Duration::from_millis(1000)).await;
     gw.kill9().await;
     let acked = load.await.unwrap();
@@ -404,7 +406,10 @@ fn load(
 ) {
     let (api, receiver) = (gw.api.clone(), receiver.to_owned());
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let load = tokio::spawn(async move { api.post_load(&receiver, 8, |_| true, stop).await });
+    let load = tokio::spawn(async move {
+        api.post_load(&receiver, 8, |_| true, Until::Stopped(stop))
+            .await
+    });
     (stop_tx, load)
 }
 

@@ -1,13 +1,12 @@
 //! The command line (`epr-gateway <noun> <verb>`) against a running gateway: EPR's commands
 //! and flags, `generate` files, `--dry-run`, failures, plugins, `tail` and `provenance`.
 
-mod support;
-
 use std::process::Output;
 use std::time::Duration;
 
+use crate::support;
+use crate::support::{binary, Gateway};
 use serde_json::{json, Value};
-use support::{binary, Gateway};
 
 /// Runs the CLI with `args` against `gw` (token `token`, if any).
 async fn cli(gw: &Gateway, token: Option<&str>, args: &[&str]) -> Output {

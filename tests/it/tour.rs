@@ -1,8 +1,6 @@
 //! The README's tour (`examples/tour.sh`) runs as written against a real gateway.
 
-mod support;
-
-use support::Gateway;
+use crate::support::Gateway;
 
 #[tokio::test]
 async fn the_curl_tour_runs_and_completes_its_group() {

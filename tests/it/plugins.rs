@@ -1,13 +1,13 @@
 //! WebAssembly plugins end to end: real components built from `plugins/` (tests/run builds
 //! them) uploaded to the real gateway over HTTP, firing at a real local HTTP server.
 
-mod support;
-
 use std::future::Future;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support;
+use crate::support::{error_of, event_body, wasm, Api, Gateway, Until};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
@@ -16,7 +16,6 @@ use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use support::{error_of, event_body, wasm, Api, Gateway};
 
 /// Uploads a component with `grants`, under `name` if given.
 async fn upload(
@@ -786,7 +785,10 @@ async fn replace_and_delete_while_events_flow() {
     let load = {
         let api = gw.api.clone();
         let receiver = receiver.clone();
-        tokio::spawn(async move { api.post_load(&receiver, 4, |_| true, stopped).await })
+        tokio::spawn(async move {
+            api.post_load(&receiver, 4, |_| true, Until::Stopped(stopped))
+                .await
+        })
     };
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (status, answer) = send(
@@ -826,7 +828,10 @@ async fn replace_and_delete_while_events_flow() {
     let load = {
         let api = gw.api.clone();
         let receiver = receiver.clone();
-        tokio::spawn(async move { api.post_load(&receiver, 4, |_| true, stopped).await })
+        tokio::spawn(async move {
+            api.post_load(&receiver, 4, |_| true, Until::Stopped(stopped))
+                .await
+        })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, answer) = gw

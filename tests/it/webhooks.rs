@@ -1,14 +1,13 @@
 //! CDViz-style webhooks: `POST /webhook/{id}` with CDEvents of spec 0.3, 0.4 and 0.5, raw or in a
 //! CloudEvent, signatures, kept headers, and the sources' admin API and config file.
 
-mod support;
-
+use crate::support;
+use crate::support::{error_of, Api, Gateway};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use support::{error_of, Api, Gateway};
 
 /// A CDEvent of spec `spec` (0.3/0.4 put the version under `context.version`).
 fn cdevent(

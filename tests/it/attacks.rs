@@ -2,13 +2,11 @@
 //! is refused (status and message) with nothing stored, or contained (the gateway keeps
 //! answering).
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{binary, error_of, event_body, receiver_body, Gateway};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{binary, error_of, event_body, receiver_body, Gateway};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

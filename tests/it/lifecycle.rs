@@ -1,19 +1,17 @@
 //! The process: clean shutdown, one process per data directory, and no acknowledged write lost
 //! or half-written when the process is killed.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::support::{binary, Api, Gateway, Until};
 use reqwest::StatusCode;
-use support::{binary, Api, Gateway};
 
 /// Posts events from `tasks` concurrent clients until the server stops answering; returns the
 /// ids that were acknowledged with 200 (every third event of a client is a failure).
 async fn post_until_gone(api: Api, receiver: String, tasks: usize) -> Vec<String> {
-    let (_never, stop) = tokio::sync::watch::channel(false);
-    api.post_load(&receiver, tasks, |i| i % 3 != 0, stop).await
+    api.post_load(&receiver, tasks, |i| i % 3 != 0, Until::Gone)
+        .await
 }
 
 /// Every event id the search API returns for `filter` (e.g. `success=true&`).

@@ -1,0 +1,12 @@
+//! Test harness, by job: the gateway process ([`process`]), an HTTP client of it ([`api`]), the
+//! Kafka broker ([`broker`]) and the Python scripts ([`python`]).
+
+pub mod api;
+pub mod broker;
+pub mod process;
+pub mod python;
+
+pub use api::{client, error_of, event_body, receiver_body, Api, Until};
+pub use broker::Broker;
+pub use process::{binary, wasm, wasm_path, Gateway};
+pub use python::run_python;

@@ -1,0 +1,134 @@
+//! The gateway under test as a process: the real `epr-gateway` binary on a free port and a
+//! temporary data directory; and the plugin components built from `plugins/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::api::{client, Api};
+
+/// A running gateway; killed when dropped. Its HTTP helpers are those of [`Api`].
+pub struct Gateway {
+    child: Child,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    /// Talks to it.
+    pub api: Api,
+}
+
+impl std::ops::Deref for Gateway {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+/// The path of a component built from `plugins/` (crate name with `_`); panics, saying how to
+/// build it, when it is missing.
+pub fn wasm_path(crate_name: &str) -> String {
+    let path = format!(
+        "{}/../plugins/target/wasm32-wasip2/release/{crate_name}.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    assert!(
+        Path::new(&path).exists(),
+        "{path} is missing: build the plugins first (tests/run does): cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml"
+    );
+    path
+}
+
+/// The bytes of a component built from `plugins/` (crate name with `_`).
+pub fn wasm(crate_name: &str) -> Vec<u8> {
+    let path = wasm_path(crate_name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_epr-gateway")
+}
+
+impl Gateway {
+    /// A gateway on a fresh data directory.
+    pub async fn start() -> Gateway {
+        Self::start_with(&[]).await
+    }
+
+    /// A gateway on a fresh data directory with extra environment variables.
+    pub async fn start_with(env: &[(&str, &str)]) -> Gateway {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("data");
+        let mut gateway = Self::start_in(&dir, env).await;
+        gateway._tmp = Some(tmp);
+        gateway
+    }
+
+    /// A gateway on `dir` (which the caller keeps), on the port in `EPR_PORT` if `env` has
+    /// one, else on a free port.
+    pub async fn start_in(dir: &Path, env: &[(&str, &str)]) -> Gateway {
+        let port = env
+            .iter()
+            .find(|(name, _)| *name == "EPR_PORT")
+            .map_or("0", |(_, port)| *port);
+        let mut child = Command::new(binary())
+            .args(["serve", "--port", port, "--data-dir"])
+            .arg(dir)
+            // EPR_TEST_LOG=debug shows the gateways' logs when a test needs looking into
+            .env(
+                "EPR_LOG",
+                std::env::var("EPR_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start epr-gateway");
+        let stdout = child.stdout.take().expect("stdout");
+        let line = tokio::time::timeout(
+            Duration::from_secs(30),
+            BufReader::new(stdout).lines().next_line(),
+        )
+        .await
+        .expect("gateway printed its address in time")
+        .expect("read stdout")
+        .expect("gateway exited before listening");
+        let base = line.rsplit(' ').next().expect("address").to_owned();
+        assert!(
+            base.starts_with("http://127.0.0.1:"),
+            "unexpected first line: {line}"
+        );
+        Gateway {
+            child,
+            data_dir: dir.to_owned(),
+            _tmp: None,
+            api: Api {
+                base,
+                http: client(),
+            },
+        }
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().expect("SIGKILL sent");
+        self.child.wait().await.expect("process reaped");
+    }
+
+    /// Sends SIGTERM and waits for the process to exit (at most 30 s).
+    pub async fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().expect("still running") as i32;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("SIGTERM sent");
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("exited within 30 s of SIGTERM")
+            .expect("process reaped")
+    }
+}
