@@ -14,9 +14,11 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
 use tower::Layer;
-use tower_http::normalize_path::NormalizePathLayer;
+use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 
+use crate::bus::kafka::RelayStatus;
 use crate::config::{ConfigError, ServeConfig};
 use crate::http::guard::AllowedHosts;
 use crate::http::{self, AppState, Limits, Shared, Tokens};
@@ -58,6 +60,19 @@ pub enum ServeError {
     },
 }
 
+/// Everything a running gateway is made of, built from its configuration.
+struct Components {
+    store: Arc<SledStore>,
+    plugins: Arc<PluginManager>,
+    relay: Option<(Arc<RelayStatus>, JoinHandle<()>)>,
+    listener: TcpListener,
+    local: SocketAddr,
+    /// The HTTP application.
+    service: TowerToHyperService<NormalizePath<axum::Router>>,
+    /// Turns true at shutdown (streams, the relay).
+    stop: watch::Sender<bool>,
+}
+
 /// Serves until `shutdown` resolves, then stops accepting, lets requests in flight finish (up to
 /// the grace period), flushes the store and returns.
 pub async fn serve(
@@ -65,6 +80,17 @@ pub async fn serve(
     metrics: PrometheusHandle,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    let components = build(&config, metrics).await?;
+    println!("epr-gateway listening on http://{}", components.local);
+    tracing::info!(local = %components.local, data_dir = %config.data_dir.display(), "serving");
+    let graceful = accept_until(&config, &components, shutdown).await;
+    stop(&config, components, graceful).await;
+    Ok(())
+}
+
+/// Opens the store, loads the registry, webhook sources and plugins, starts the Kafka relay and
+/// binds the listener.
+async fn build(config: &ServeConfig, metrics: PrometheusHandle) -> Result<Components, ServeError> {
     let started = Instant::now();
     let (admin_token, ingest_token) = config.tokens()?;
     let file = config.file()?;
@@ -79,14 +105,14 @@ pub async fn serve(
     let local = listener
         .local_addr()
         .map_err(|source| ServeError::Bind { addr, source })?;
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop, stopped) = watch::channel(false);
     let relay = match config.kafka(local) {
         Some(kafka) => {
             tracing::info!(brokers = %kafka.brokers, topic = %kafka.topic, "relaying the log to Kafka");
             Some(crate::bus::kafka::spawn(
                 registry.clone(),
                 kafka,
-                stop_rx.clone(),
+                stopped.clone(),
             )?)
         }
         None => None,
@@ -103,19 +129,35 @@ pub async fn serve(
             max_streams: config.max_streams,
         },
         hosts: AllowedHosts::new(&config.allowed_hosts, config.public_url.as_deref()),
-        streams: Arc::new(tokio::sync::Semaphore::new(config.max_streams)),
+        streams: Arc::new(Semaphore::new(config.max_streams)),
         metrics,
         data_dir: config.data_dir.clone(),
         started,
-        shutdown: stop_rx,
+        shutdown: stopped,
         sources,
         auto_receivers: config.auto_receivers,
         relay: relay.as_ref().map(|(status, _)| status.clone()),
         plugins: plugins.clone(),
     }));
     let app = NormalizePathLayer::trim_trailing_slash().layer(http::router(state));
-    let service = TowerToHyperService::new(app);
+    Ok(Components {
+        store,
+        plugins,
+        relay,
+        listener,
+        local,
+        service: TowerToHyperService::new(app),
+        stop,
+    })
+}
 
+/// Accepts connections (at most `EPR_MAX_CONNECTIONS` at once) until `shutdown` resolves;
+/// returns the watch over the connections still open.
+async fn accept_until(
+    config: &ServeConfig,
+    components: &Components,
+    shutdown: impl Future<Output = ()>,
+) -> GracefulShutdown {
     // HTTP/1.1 only (what EPR's clients speak): its header timeout also covers connections
     // that never send a byte and keep-alive connections left idle.
     let mut builder = http1::Builder::new();
@@ -124,20 +166,18 @@ pub async fn serve(
         .header_read_timeout(config.header_timeout());
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(config.max_connections));
-
-    println!("epr-gateway listening on http://{local}");
-    tracing::info!(%local, data_dir = %config.data_dir.display(), "serving");
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = components.listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let Ok(permit) = connections.clone().try_acquire_owned() else {
                         refuse_connection(stream);
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
-                    let conn = builder.serve_connection(TokioIo::new(stream), service.clone());
+                    let conn = builder
+                        .serve_connection(TokioIo::new(stream), components.service.clone());
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
                         if let Err(e) = conn.await {
@@ -151,13 +191,27 @@ pub async fn serve(
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             },
-            () = &mut shutdown => break,
+            () = &mut shutdown => return graceful,
         }
     }
+}
+
+/// Stops accepting, lets requests in flight, watchers and the relay finish (each within the
+/// grace period: what is cut short resumes from its cursor), then flushes the store.
+async fn stop(config: &ServeConfig, components: Components, graceful: GracefulShutdown) {
     tracing::info!("shutting down: no new connections; finishing requests in flight");
+    let Components {
+        store,
+        plugins,
+        relay,
+        listener,
+        stop,
+        ..
+    } = components;
     drop(listener);
-    stop_tx.send_replace(true);
-    if tokio::time::timeout(config.shutdown_grace(), graceful.shutdown())
+    stop.send_replace(true);
+    let grace = config.shutdown_grace();
+    if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
     {
@@ -165,23 +219,16 @@ pub async fn serve(
     }
     // a watcher's call in flight ends within its deadline; the gateway does not wait longer
     // than the grace period for it (the watcher resumes from its cursor)
-    if tokio::time::timeout(config.shutdown_grace(), plugins.stop())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, plugins.stop()).await.is_err() {
         tracing::warn!("a watcher did not stop in time; it resumes from its cursor");
     }
     if let Some((_, task)) = relay {
-        if tokio::time::timeout(config.shutdown_grace(), task)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(grace, task).await.is_err() {
             tracing::warn!("the Kafka relay did not stop in time; it resumes from its cursor");
         }
     }
     store.close().await;
     tracing::info!("store flushed; bye");
-    Ok(())
 }
 
 /// Answers a connection beyond `EPR_MAX_CONNECTIONS` with a 503 and closes it at once: one
