@@ -65,4 +65,17 @@ impl RegistryError {
     pub fn invalid(msg: impl Into<String>) -> Self {
         RegistryError::InvalidInput(msg.into())
     }
+
+    /// A 404 for the `kind` with id `id`.
+    pub fn not_found(kind: ObjectKind, id: &str) -> Self {
+        RegistryError::NotFound {
+            kind,
+            id: id.to_owned(),
+        }
+    }
+
+    /// A 500 for JSON the gateway itself made or stored that does not (de)serialise.
+    pub fn internal_json(e: serde_json::Error) -> Self {
+        RegistryError::Store(StoreError(format!("JSON: {e}")))
+    }
 }

@@ -3,11 +3,12 @@
 
 use serde_json::value::RawValue;
 
+use super::drafts::{EventDraft, ReceiverDraft};
 use super::error::RegistryError;
 use super::model::Nvrpp;
 use super::port::{Committed, Txn};
 use super::transform::Candidate;
-use super::{internal_json, EventDraft, ReceiverDraft, Registry};
+use super::Registry;
 
 /// Which receiver an ingested event belongs to.
 #[derive(Debug, Clone)]
@@ -208,7 +209,8 @@ impl Target {
                     kind,
                     version: auto.version,
                     description: auto.description,
-                    schema: RawValue::from_string(ANY_SCHEMA.into()).map_err(internal_json)?,
+                    schema: RawValue::from_string(ANY_SCHEMA.into())
+                        .map_err(RegistryError::internal_json)?,
                 }
                 .write(txn),
             },

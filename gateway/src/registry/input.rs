@@ -8,6 +8,7 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::error::RegistryError;
+use super::model::Nvrpp;
 
 /// Body of `POST /api/v1/receivers`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -77,33 +78,109 @@ pub struct GroupPatch {
 
 /// Collects `<label> cannot be blank` messages, joined by newlines as EPR does.
 #[derive(Default)]
-pub(crate) struct BlankCheck {
+struct BlankCheck {
     missing: Vec<String>,
 }
 
 impl BlankCheck {
     /// Takes the field's value, noting it when blank (absent, null or only whitespace).
-    pub(crate) fn take(&mut self, value: &mut Option<String>, label: &str) -> String {
+    fn take(&mut self, value: &mut Option<String>, label: &str) -> String {
         let value = value.take().unwrap_or_default();
         self.check(&value, label);
         value
     }
 
     /// Notes the field when `value` is blank (empty or only whitespace).
-    pub(crate) fn check(&mut self, value: &str, label: &str) {
+    fn check(&mut self, value: &str, label: &str) {
         if value.trim().is_empty() {
             self.missing.push(format!("{label} cannot be blank"));
         }
     }
 
     /// Fails with every blank field in one message.
-    pub(crate) fn finish(self) -> Result<(), RegistryError> {
+    fn finish(self) -> Result<(), RegistryError> {
         if self.missing.is_empty() {
             Ok(())
         } else {
             Err(RegistryError::invalid(self.missing.join("\n")))
         }
     }
+}
+
+/// The text fields every definition (receiver or group) has, none of them blank.
+pub(crate) struct Definition {
+    pub(crate) name: String,
+    pub(crate) kind: String,
+    pub(crate) version: String,
+    pub(crate) description: String,
+}
+
+impl Definition {
+    /// Takes the fields, failing with every blank one in EPR's words.
+    fn take(
+        name: &mut Option<String>,
+        kind: &mut Option<String>,
+        version: &mut Option<String>,
+        description: &mut Option<String>,
+    ) -> Result<Self, RegistryError> {
+        let mut check = BlankCheck::default();
+        let definition = Definition {
+            name: check.take(name, "name"),
+            kind: check.take(kind, "type"),
+            version: check.take(version, "version"),
+            description: check.take(description, "description"),
+        };
+        check.finish()?;
+        Ok(definition)
+    }
+}
+
+impl NewReceiver {
+    /// Its definition fields, none blank.
+    pub(crate) fn definition(&mut self) -> Result<Definition, RegistryError> {
+        Definition::take(
+            &mut self.name,
+            &mut self.kind,
+            &mut self.version,
+            &mut self.description,
+        )
+    }
+}
+
+impl NewGroup {
+    /// Its definition fields, none blank.
+    pub(crate) fn definition(&mut self) -> Result<Definition, RegistryError> {
+        Definition::take(
+            &mut self.name,
+            &mut self.kind,
+            &mut self.version,
+            &mut self.description,
+        )
+    }
+}
+
+/// Checks the text fields of an event (its unit and description, then `extra`), failing with
+/// every blank one in EPR's words and order.
+pub(crate) fn check_event_fields(
+    unit: &Nvrpp,
+    description: &str,
+    extra: &[(&str, &str)],
+) -> Result<(), RegistryError> {
+    let mut check = BlankCheck::default();
+    for (value, label) in [
+        (unit.name.as_str(), "name"),
+        (&unit.version, "version"),
+        (&unit.release, "release"),
+        (&unit.platform_id, "platform id"),
+        (&unit.package, "package"),
+        (description, "description"),
+    ]
+    .into_iter()
+    .chain(extra.iter().copied())
+    {
+        check.check(value, label);
+    }
+    check.finish()
 }
 
 #[cfg(test)]

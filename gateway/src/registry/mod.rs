@@ -1,8 +1,10 @@
 //! The business rules: receivers, events, groups, group completion and the messages they
 //! publish. Storage is reached only through the [`port::Store`] trait.
 
+mod caches;
 pub mod completion;
 pub mod depth;
+mod drafts;
 pub mod error;
 pub mod ingest;
 pub mod input;
@@ -14,15 +16,17 @@ pub mod query;
 pub mod transform;
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::schema::{SchemaCache, SchemaError};
-use crate::sync::{lock, read, write};
+use crate::sync::lock;
+use caches::ReceiverCache;
+use drafts::{EventDraft, ReceiverDraft};
 use error::{ObjectKind, RegistryError};
-use input::{BlankCheck, NewEvent, NewGroup, NewReceiver};
+use input::{check_event_fields, Definition, NewEvent, NewGroup, NewReceiver};
 use message::Message;
 use model::{Event, EventWithReceiver, Group, Nvrpp, Receiver};
 use port::{Committed, LogEntry, Store, Txn};
@@ -52,12 +56,8 @@ pub const METRIC_GROUPS_COMPLETED: &str = "epr_groups_completed_total";
 pub struct Registry {
     store: Arc<dyn Store>,
     schemas: SchemaCache,
-    /// Receiver ids by type, so that routing by type reads no storage on the request path
-    /// (receivers are never changed or deleted; a type missing here is looked up in the store).
-    types: RwLock<HashMap<String, Vec<String>>>,
-    /// Receivers by id, filled at start and as new ones are read: receivers never change, and
-    /// every log message about an event carries its receiver.
-    receivers: RwLock<HashMap<String, Arc<Receiver>>>,
+    /// Every receiver, filled at start and as new ones are created or read.
+    receivers: ReceiverCache,
     /// The transforms incoming events go through, once plugins are loaded.
     transforms: OnceLock<Arc<dyn Transforms>>,
     /// Events emitted by plugins so far, by the event from outside they all descend from.
@@ -70,8 +70,7 @@ impl Registry {
         let registry = Registry {
             store,
             schemas: SchemaCache::default(),
-            types: RwLock::new(HashMap::new()),
-            receivers: RwLock::new(HashMap::new()),
+            receivers: ReceiverCache::default(),
             transforms: OnceLock::new(),
             emitted: std::sync::Mutex::new(HashMap::new()),
         };
@@ -83,11 +82,10 @@ impl Registry {
             let Found { items, next } =
                 registry.find_receivers(&DefinitionFilter::default(), &page)?;
             for receiver in items.into_iter().rev() {
-                registry.remember_type(&receiver.kind, &receiver.id);
                 if let Ok(schema) = serde_json::from_str::<Value>(receiver.schema.get()) {
                     registry.schemas.hold_document(&schema);
                 }
-                registry.remember_receiver(receiver);
+                registry.receivers.remember(receiver);
             }
             match next {
                 Some(next) => page.after = Some(next),
@@ -96,34 +94,24 @@ impl Registry {
         }
     }
 
-    /// Notes that receiver `id` has type `kind`.
-    fn remember_type(&self, kind: &str, id: &str) {
-        let mut types = write(&self.types);
-        let ids = types.entry(kind.to_owned()).or_default();
-        if !ids.iter().any(|known| known == id) {
-            ids.push(id.to_owned());
-        }
-    }
-
     /// Ids of the receivers of type `kind`, oldest first.
     fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, RegistryError> {
-        match cached(&self.types, kind) {
-            Some(ids) if !ids.is_empty() => Ok(ids),
-            // unknown here: perhaps created on the fly by ingestion since
-            _ => {
-                let ids = self.store.receivers_of_type(kind)?;
-                for id in &ids {
-                    self.remember_type(kind, id);
-                }
-                Ok(ids)
-            }
+        let ids = self.receivers.ids_of_type(kind);
+        if !ids.is_empty() {
+            return Ok(ids);
         }
+        // unknown here: perhaps created on the fly by ingestion since
+        let ids = self.store.receivers_of_type(kind)?;
+        for id in &ids {
+            self.receivers.note_type(kind, id);
+        }
+        Ok(ids)
     }
 
     /// How many receivers the registry knows the type of (all of them, give or take those
     /// created on the fly since their type was last looked up).
     fn receiver_count(&self) -> usize {
-        read(&self.types).values().map(Vec::len).sum()
+        self.receivers.typed_count()
     }
 
     /// The store underneath.
@@ -133,12 +121,12 @@ impl Registry {
 
     /// Creates a receiver; its schema must compile.
     pub async fn create_receiver(&self, mut input: NewReceiver) -> Result<String, RegistryError> {
-        let mut check = BlankCheck::default();
-        let name = check.take(&mut input.name, "name");
-        let kind = check.take(&mut input.kind, "type");
-        let version = check.take(&mut input.version, "version");
-        let description = check.take(&mut input.description, "description");
-        check.finish()?;
+        let Definition {
+            name,
+            kind,
+            version,
+            description,
+        } = input.definition()?;
         let (schema_text, schema) = schema_document(input.schema)?;
         let kind_of_new = kind.clone();
         let validator = self.schemas.compile(&schema).map_err(|e| match e {
@@ -161,7 +149,7 @@ impl Registry {
             }))
             .await?
             .id;
-        self.remember_type(&kind_of_new, &id);
+        self.receivers.note_type(&kind_of_new, &id);
         self.schemas.insert(&id, validator, &schema);
         Ok(id)
     }
@@ -242,7 +230,7 @@ impl Registry {
             cause = self
                 .store
                 .event(&id)?
-                .ok_or_else(|| not_found(ObjectKind::Event, &id))?
+                .ok_or_else(|| RegistryError::not_found(ObjectKind::Event, &id))?
                 .caused_by;
             root = id;
         }
@@ -278,29 +266,13 @@ impl Registry {
     /// (a transform may fill them), unless the receiver is missing too (then every blank field
     /// is named at once, as EPR does). `path` is where it was posted (empty when a plugin
     /// emitted it).
-    fn candidate(&self, mut input: NewEvent, path: &str) -> Result<Candidate, RegistryError> {
-        let receiver_id = input.event_receiver_id.clone().unwrap_or_default();
-        if receiver_id.trim().is_empty() {
-            let mut check = BlankCheck::default();
-            for (value, label) in [
-                (&mut input.name, "name"),
-                (&mut input.version, "version"),
-                (&mut input.release, "release"),
-                (&mut input.platform_id, "platform id"),
-                (&mut input.package, "package"),
-                (&mut input.description, "description"),
-                (&mut input.event_receiver_id, "event receiver id"),
-            ] {
-                check.take(value, label);
-            }
-            check.finish()?;
-        }
+    fn candidate(&self, input: NewEvent, path: &str) -> Result<Candidate, RegistryError> {
         let payload = match input.payload {
             Some(p) => p,
-            None => RawValue::from_string("null".into()).map_err(internal_json)?,
+            None => RawValue::from_string("null".into()).map_err(RegistryError::internal_json)?,
         };
-        Ok(Candidate {
-            receiver_id,
+        let candidate = Candidate {
+            receiver_id: input.event_receiver_id.unwrap_or_default(),
             // looked up only if a transform needs it
             receiver_type: String::new(),
             nvrpp: Nvrpp {
@@ -314,7 +286,15 @@ impl Registry {
             description: input.description.unwrap_or_default(),
             payload,
             path: path.to_owned(),
-        })
+        };
+        if candidate.receiver_id.trim().is_empty() {
+            check_event_fields(
+                &candidate.nvrpp,
+                &candidate.description,
+                &[(&candidate.receiver_id, "event receiver id")],
+            )?;
+        }
+        Ok(candidate)
     }
 
     /// `candidate` validated against its receiver's schema, as (receiver id, draft).
@@ -323,19 +303,7 @@ impl Registry {
         candidate: Candidate,
         caused_by: Option<&str>,
     ) -> Result<(String, EventDraft), RegistryError> {
-        let mut check = BlankCheck::default();
-        let unit = &candidate.nvrpp;
-        for (value, label) in [
-            (&unit.name, "name"),
-            (&unit.version, "version"),
-            (&unit.release, "release"),
-            (&unit.platform_id, "platform id"),
-            (&unit.package, "package"),
-            (&candidate.description, "description"),
-        ] {
-            check.check(value, label);
-        }
-        check.finish()?;
+        check_event_fields(&candidate.nvrpp, &candidate.description, &[])?;
         self.validate_payload(Some(&candidate.receiver_id), &candidate.payload)?;
         let receiver_id = candidate.receiver_id.clone();
         Ok((
@@ -362,8 +330,8 @@ impl Registry {
                     .store
                     .receiver(receiver_id)?
                     .ok_or_else(|| RegistryError::invalid("receiver for event does not exist"))?;
-                let schema: Value =
-                    serde_json::from_str(receiver.schema.get()).map_err(internal_json)?;
+                let schema: Value = serde_json::from_str(receiver.schema.get())
+                    .map_err(RegistryError::internal_json)?;
                 let validator = self.schemas.compile(&schema).map_err(|e| {
                     error::StoreError(format!(
                         "stored schema of {receiver_id} no longer compiles: {e}"
@@ -375,7 +343,7 @@ impl Registry {
         };
         let problems = validator
             .violations_of_text(payload)
-            .map_err(internal_json)?;
+            .map_err(RegistryError::internal_json)?;
         if problems.is_empty() {
             return Ok(());
         }
@@ -388,12 +356,12 @@ impl Registry {
 
     /// Creates a group of existing receivers.
     pub async fn create_group(&self, mut input: NewGroup) -> Result<String, RegistryError> {
-        let mut check = BlankCheck::default();
-        let name = check.take(&mut input.name, "name");
-        let kind = check.take(&mut input.kind, "type");
-        let version = check.take(&mut input.version, "version");
-        let description = check.take(&mut input.description, "description");
-        check.finish()?;
+        let Definition {
+            name,
+            kind,
+            version,
+            description,
+        } = input.definition()?;
         let ids = input.event_receiver_ids.unwrap_or_default();
         if ids.is_empty() {
             return Err(RegistryError::invalid(
@@ -468,21 +436,14 @@ impl Registry {
 
     /// A receiver by id, from the cache when it was read before.
     fn shared_receiver(&self, id: &str) -> Result<Arc<Receiver>, RegistryError> {
-        if let Some(receiver) = cached(&self.receivers, id) {
+        if let Some(receiver) = self.receivers.get(id) {
             return Ok(receiver);
         }
         let receiver = self
             .store
             .receiver(id)?
-            .ok_or_else(|| not_found(ObjectKind::Receiver, id))?;
-        Ok(self.remember_receiver(receiver))
-    }
-
-    /// Keeps `receiver` in the cache; returns the cached copy.
-    fn remember_receiver(&self, receiver: Receiver) -> Arc<Receiver> {
-        let receiver = Arc::new(receiver);
-        write(&self.receivers).insert(receiver.id.clone(), receiver.clone());
-        receiver
+            .ok_or_else(|| RegistryError::not_found(ObjectKind::Receiver, id))?;
+        Ok(self.receivers.remember(receiver))
     }
 
     /// An event by id, with its receiver.
@@ -490,7 +451,7 @@ impl Registry {
         let event = self
             .store
             .event(id)?
-            .ok_or_else(|| not_found(ObjectKind::Event, id))?;
+            .ok_or_else(|| RegistryError::not_found(ObjectKind::Event, id))?;
         let receiver = self.receiver(&event.event_receiver_id)?;
         Ok(EventWithReceiver { event, receiver })
     }
@@ -499,7 +460,7 @@ impl Registry {
     pub fn group(&self, id: &str) -> Result<Group, RegistryError> {
         self.store
             .group(id)?
-            .ok_or_else(|| not_found(ObjectKind::Group, id))
+            .ok_or_else(|| RegistryError::not_found(ObjectKind::Group, id))
     }
 
     /// Events matching `filter`, newest first.
@@ -540,7 +501,7 @@ impl Registry {
                 let event = self
                     .store
                     .event(event_id)?
-                    .ok_or_else(|| not_found(ObjectKind::Event, event_id))?;
+                    .ok_or_else(|| RegistryError::not_found(ObjectKind::Event, event_id))?;
                 let receiver = self.shared_receiver(&event.event_receiver_id)?;
                 Ok(Message::event_created(&event, &receiver))
             }
@@ -548,147 +509,18 @@ impl Registry {
     }
 }
 
-/// A receiver about to be written.
-struct ReceiverDraft {
-    name: String,
-    kind: String,
-    version: String,
-    description: String,
-    schema: Box<RawValue>,
-}
-
-impl ReceiverDraft {
-    /// Stores the receiver and its log message; returns its id.
-    fn write(self, txn: &mut dyn Txn) -> Result<String, RegistryError> {
-        let (id, created_at) = txn.new_id();
-        let receiver = Receiver {
-            fingerprint: model::fingerprint(
-                &self.kind,
-                &self.description,
-                &self.name,
-                &self.version,
-            ),
-            id,
-            name: self.name,
-            kind: self.kind,
-            version: self.version,
-            description: self.description,
-            schema: self.schema,
-            created_at,
-        };
-        txn.put_receiver(&receiver)?;
-        txn.append_log(&LogEntry::Message(Box::new(Message::receiver_created(
-            &receiver,
-        ))))?;
-        Ok(receiver.id)
-    }
-}
-
-/// An event about to be written, all but its receiver.
-struct EventDraft {
-    nvrpp: Nvrpp,
-    description: String,
-    payload: Box<RawValue>,
-    success: bool,
-    caused_by: Option<String>,
-}
-
-impl EventDraft {
-    /// The draft of `candidate`, emitted while a plugin handled `caused_by` if that is given.
-    fn from_candidate(candidate: Candidate, caused_by: Option<&str>) -> Self {
-        EventDraft {
-            nvrpp: candidate.nvrpp,
-            description: candidate.description,
-            payload: candidate.payload,
-            success: candidate.success,
-            caused_by: caused_by.map(str::to_owned),
-        }
-    }
-
-    /// Stores each draft for its receiver; returns the first one's id.
-    fn write_all(
-        txn: &mut dyn Txn,
-        drafts: impl IntoIterator<Item = (String, EventDraft)>,
-    ) -> Result<String, RegistryError> {
-        let mut first = None;
-        for (receiver_id, draft) in drafts {
-            let id = draft.write(txn, receiver_id)?;
-            first.get_or_insert(id);
-        }
-        Ok(first.unwrap_or_default())
-    }
-
-    /// Stores the event for `receiver_id`, its log message and the group-complete messages it
-    /// causes; returns its id.
-    fn write(self, txn: &mut dyn Txn, receiver_id: String) -> Result<String, RegistryError> {
-        let (id, created_at) = txn.new_id();
-        let Nvrpp {
-            name,
-            version,
-            release,
-            platform_id,
-            package,
-        } = self.nvrpp;
-        let mut event = Event {
-            id,
-            name,
-            version,
-            release,
-            platform_id,
-            package,
-            description: self.description,
-            payload: self.payload,
-            success: self.success,
-            event_receiver_id: receiver_id,
-            created_at,
-            caused_by: self.caused_by,
-            completed_group_ids: Vec::new(),
-        };
-        let completed = completion::completed_groups(txn, &event)?;
-        event.completed_group_ids = completed.iter().map(|g| g.id.clone()).collect();
-        txn.put_event(&event)?;
-        txn.append_log(&LogEntry::EventCreated {
-            event_id: event.id.clone(),
-        })?;
-        for group in &completed {
-            let (message_id, _) = txn.new_id();
-            let message = Message::group_complete(&message_id, &event, group);
-            txn.append_log(&LogEntry::Message(Box::new(message)))?;
-        }
-        metrics::counter!(METRIC_EVENTS_STORED).increment(1);
-        metrics::counter!(METRIC_GROUPS_COMPLETED).increment(completed.len() as u64);
-        Ok(event.id)
-    }
-}
-
-/// The value cached under `key`, if any.
-fn cached<V: Clone>(cache: &RwLock<HashMap<String, V>>, key: &str) -> Option<V> {
-    read(cache).get(key).cloned()
-}
-
-fn not_found(kind: ObjectKind, id: &str) -> RegistryError {
-    RegistryError::NotFound {
-        kind,
-        id: id.to_owned(),
-    }
-}
-
-fn internal_json(e: serde_json::Error) -> RegistryError {
-    RegistryError::Store(error::StoreError(format!("JSON: {e}")))
-}
-
 /// The schema as stored (exact text) and as parsed; a string holding JSON text is unwrapped.
 fn schema_document(raw: Option<Box<RawValue>>) -> Result<(Box<RawValue>, Value), RegistryError> {
     let raw = raw.ok_or_else(|| RegistryError::invalid("schema is required"))?;
     depth::check("the schema", raw.get())?;
-    let value: Value = serde_json::from_str(raw.get()).map_err(internal_json)?;
+    let value: Value = serde_json::from_str(raw.get()).map_err(RegistryError::internal_json)?;
     match value {
         Value::Null => Err(RegistryError::invalid("schema is required")),
         Value::String(text) => {
             depth::check("the schema", &text)?;
             let value: Value = serde_json::from_str(&text)
                 .map_err(|e| RegistryError::invalid(format!("failed to parse schema: {e}")))?;
-            let raw = RawValue::from_string(text).map_err(internal_json)?;
+            let raw = RawValue::from_string(text).map_err(RegistryError::internal_json)?;
             Ok((raw, value))
         }
         value => Ok((raw, value)),
