@@ -198,8 +198,12 @@ async fn invalid_cdevents_are_refused_naming_the_field() {
     }
     let (status, answer) = post_cdevent(&gw, "not json").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    let (status, _) = post(&gw, "/webhook/no-such-source", &[], "{}").await;
+    let (status, answer) = post(&gw, "/webhook/no-such-source", &[], "{}").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        error_of(&answer),
+        "object not found: webhook source with id no-such-source not found"
+    );
     assert_eq!(gw.last_sequence().await, before, "nothing stored");
 
     // custom types: dev.cdeventsx.* with any content
@@ -448,8 +452,21 @@ async fn signed_sources_refuse_missing_and_bad_signatures_and_keep_headers() {
         .call(Method::DELETE, "/api/v1/webhooks/std", None, Some("adm"))
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = post(&gw, "/webhook/std", &[], &body).await;
+    let (status, answer) = post(&gw, "/webhook/std", &[], &body).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        error_of(&answer),
+        "object not found: webhook source with id std not found",
+        "the same words as GET /api/v1/webhooks/std"
+    );
+    let (status, answer) = gw
+        .call(Method::GET, "/api/v1/webhooks/std", None, Some("adm"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        error_of(&answer),
+        "object not found: webhook source with id std not found"
+    );
     let (status, answer) = gw
         .call(
             Method::DELETE,

@@ -1,10 +1,9 @@
-//! Ingestion beyond EPR's API: CloudEvents over HTTP, CDViz-style webhooks, the CloudEvents
-//! webhook handshake, and the admin API of webhook sources.
+//! Ingestion beyond EPR's API: CloudEvents over HTTP, CDViz-style webhooks and the CloudEvents
+//! webhook handshake.
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use futures::future::join_all;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -12,14 +11,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::envelope::{ok, ApiError, Envelope, ErrorBody};
-use super::extract::{AdminAuth, IngestAuth, JsonBody, RawBody};
+use super::extract::{IngestAuth, RawBody};
 use super::AppState;
 use crate::ingest::cdevent::CdEvent;
 use crate::ingest::cloudevent::{AttributeError, CloudEvent};
 use crate::ingest::http_binding::{self, BindingError, Carried};
 use crate::ingest::mapping;
 use crate::ingest::signature::{self, Scheme};
-use crate::ingest::sources::{Accept, SourceView, WebhookSource};
+use crate::ingest::sources::{Accept, WebhookSource};
 use crate::registry::ingest::Ingested;
 use crate::registry::port::Committed;
 
@@ -28,8 +27,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(post_cloudevents, cloudevents_handshake))
         .routes(routes!(post_webhook, webhook_handshake))
-        .routes(routes!(list_sources))
-        .routes(routes!(get_source, put_source, delete_source))
 }
 
 /// Defines `$name`, the CloudEvents webhook handshake (see [`handshake`]) documented at
@@ -200,12 +197,7 @@ async fn post_webhook(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let source = state.sources.get(&id).ok_or_else(|| {
-        ApiError::Status(
-            StatusCode::NOT_FOUND,
-            format!("not found: no webhook source {id}"),
-        )
-    })?;
+    let source = state.sources.get(&id)?;
     authorized(&state, &source, &headers, &body)?;
     let kept = source.kept_headers(&headers);
     let path = format!("/webhook/{id}");
@@ -270,81 +262,4 @@ fn cdevent_body(headers: &HeaderMap, body: &[u8]) -> Result<(Option<CloudEvent>,
     let json = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid(format!("invalid CDEvent: the body is not JSON: {e}")))?;
     Ok((None, json))
-}
-
-/// The webhook sources (secrets hidden).
-#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
-    responses((status = 200, description = "The sources", body = Envelope<Vec<Object>>),
-        (status = 401, description = "The admin token is missing or wrong", body = ErrorBody)))]
-async fn list_sources(
-    _: AdminAuth,
-    State(state): State<AppState>,
-) -> Json<super::envelope::Envelope<Vec<SourceView>>> {
-    ok(state
-        .sources
-        .list()
-        .iter()
-        .map(WebhookSource::view)
-        .collect())
-}
-
-/// One webhook source (secret hidden).
-#[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Webhook source id")),
-    responses((status = 200, description = "The source", body = Envelope<Vec<Object>>),
-        (status = 404, description = "No such source", body = ErrorBody)))]
-async fn get_source(
-    _: AdminAuth,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<super::envelope::Envelope<[SourceView; 1]>>, ApiError> {
-    let source = state.sources.get(&id).ok_or_else(|| {
-        ApiError::Status(
-            StatusCode::NOT_FOUND,
-            format!("object not found: webhook source with id {id} not found"),
-        )
-    })?;
-    Ok(ok([source.view()]))
-}
-
-/// Creates or replaces a webhook source.
-#[utoipa::path(put, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Webhook source id")),
-    request_body(content = Object, description = "The source: accept, signature, secret, headers"),
-    responses((status = 200, description = "Replaced", body = Envelope<String>),
-        (status = 201, description = "Created", body = Envelope<String>),
-        (status = 400, description = "An invalid source", body = ErrorBody)))]
-async fn put_source(
-    _: AdminAuth,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    JsonBody(source): JsonBody<WebhookSource>,
-) -> Result<Response, ApiError> {
-    if !source.id.is_empty() && source.id != id {
-        return Err(ApiError::invalid(format!(
-            "the body's id {:?} differs from the URL's {id:?}",
-            source.id
-        )));
-    }
-    let created = state.sources.put(&id, source).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, ok(id)).into_response())
-}
-
-/// Deletes a webhook source.
-#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Webhook source id")),
-    responses((status = 200, description = "Deleted: its id", body = Envelope<String>),
-        (status = 404, description = "No such source", body = ErrorBody)))]
-async fn delete_source(
-    _: AdminAuth,
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<super::envelope::Envelope<String>>, ApiError> {
-    state.sources.delete(&id).await?;
-    Ok(ok(id))
 }

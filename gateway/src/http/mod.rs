@@ -10,6 +10,7 @@ mod observe;
 mod openapi;
 mod plugin_routes;
 mod registry_routes;
+mod source_routes;
 mod stream;
 
 use std::ops::Deref;
@@ -125,6 +126,7 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(registry_routes::routes())
         .merge(stream::routes())
         .merge(ingest_routes::routes())
+        .merge(source_routes::routes())
         .merge(health::routes())
         .merge(plugin_routes::routes())
         .merge(graphql_routes::routes(

@@ -8,7 +8,7 @@ use thiserror::Error;
 pub type CloudEvent = Map<String, Value>;
 
 /// Attributes the specification defines (everything else is an extension).
-const DEFINED: [&str; 10] = [
+pub const DEFINED_ATTRIBUTES: [&str; 10] = [
     "specversion",
     "id",
     "source",
@@ -86,7 +86,7 @@ pub fn check(event: &CloudEvent) -> Result<(), AttributeError> {
             .map_err(|e| fault("data_base64", format!("is not base64 ({e})")))?;
     }
     for (name, value) in event {
-        if DEFINED.contains(&name.as_str()) {
+        if DEFINED_ATTRIBUTES.contains(&name.as_str()) {
             continue;
         }
         if name.is_empty()

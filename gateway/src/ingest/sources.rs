@@ -237,8 +237,11 @@ impl WebhookSources {
     }
 
     /// The source `id`.
-    pub fn get(&self, id: &str) -> Option<WebhookSource> {
-        read(&self.all).get(id).cloned()
+    pub fn get(&self, id: &str) -> Result<WebhookSource, SourceError> {
+        read(&self.all)
+            .get(id)
+            .cloned()
+            .ok_or_else(|| SourceError::NotFound(id.to_owned()))
     }
 
     /// Every source, by id.
@@ -247,7 +250,7 @@ impl WebhookSources {
     }
 
     fn writable(&self, id: &str) -> Result<Option<WebhookSource>, SourceError> {
-        match self.get(id) {
+        match self.get(id).ok() {
             Some(s) if s.origin == Origin::Config => Err(SourceError::ReadOnly(format!(
                 "{id} is defined in the config file; change it there"
             ))),

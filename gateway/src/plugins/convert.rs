@@ -4,6 +4,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::bindings::wit_types;
+use crate::ingest::cloudevent::DEFINED_ATTRIBUTES;
 use crate::registry::message::rfc3339;
 use crate::registry::model::{Event, Nvrpp, Receiver};
 use crate::registry::transform::Candidate;
@@ -50,20 +51,6 @@ pub fn candidate_event(candidate: &Candidate) -> wit_types::Event {
     }
 }
 
-/// Attributes of a CloudEvent that are not extensions.
-const CLOUDEVENT_ATTRIBUTES: [&str; 10] = [
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "subject",
-    "time",
-    "datacontenttype",
-    "dataschema",
-    "data",
-    "data_base64",
-];
-
 /// The CloudEvent attributes of a payload that is a CloudEvent in structured form: how the
 /// gateway stores what came in as a CloudEvent (or through a CDEvents webhook).
 pub fn cloudevent_of(payload: &RawValue) -> Option<wit_types::Cloudevent> {
@@ -78,7 +65,7 @@ pub fn cloudevent_of(payload: &RawValue) -> Option<wit_types::Cloudevent> {
     }
     let extensions = event
         .iter()
-        .filter(|(name, _)| !CLOUDEVENT_ATTRIBUTES.contains(&name.as_str()))
+        .filter(|(name, _)| !DEFINED_ATTRIBUTES.contains(&name.as_str()))
         .filter_map(|(name, value)| {
             let value = match value {
                 Value::String(s) => s.clone(),
