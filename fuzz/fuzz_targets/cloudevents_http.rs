@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use epr_gateway::ingest::http_binding::{decode, Carried};
+use epr_gateway::ingest::http_binding::{Carried, decode};
 use epr_gateway::ingest::mapping::ingested;
 use libfuzzer_sys::fuzz_target;
 

@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use epr_gateway::ingest::signature::{verify, Scheme};
+use epr_gateway::ingest::signature::{Scheme, verify};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

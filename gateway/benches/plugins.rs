@@ -2,9 +2,11 @@
 //! native Rust function doing the same work, instantiation, and loading a precompiled plugin.
 //! Needs the plugins built (`tests/run` builds them). Run: `cargo bench -p epr-gateway --bench plugins`.
 
+#![allow(clippy::unwrap_used)] // a benchmark fails by panicking
+
 use std::sync::Arc;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 use epr_gateway::plugins::bindings::wit_types;
 use epr_gateway::plugins::compile;
 use epr_gateway::plugins::engine::PluginEngine;
@@ -12,8 +14,8 @@ use epr_gateway::plugins::grants::Grants;
 use epr_gateway::plugins::instance::Loaded;
 use epr_gateway::plugins::model::World;
 use epr_gateway::plugins::sandbox::{HostAccess, Permissions, Services};
-use epr_gateway::registry::port::Store;
 use epr_gateway::registry::Registry;
+use epr_gateway::registry::port::Store;
 use epr_gateway::store::SledStore;
 
 fn wasm(crate_name: &str) -> Vec<u8> {

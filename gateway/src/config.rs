@@ -8,7 +8,7 @@ use clap::Args;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::bus::kafka::{extra_properties, KafkaConfig};
+use crate::bus::kafka::{KafkaConfig, extra_properties};
 use crate::ingest::sources::WebhookSource;
 
 /// Settings of the server.
@@ -124,10 +124,14 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// A token is set but empty.
-    #[error("{0} is set but empty: an empty token is not \"no auth\"; unset it to leave those calls open, or give it a value")]
+    #[error(
+        "{0} is set but empty: an empty token is not \"no auth\"; unset it to leave those calls open, or give it a value"
+    )]
     EmptyToken(&'static str),
     /// A non-loopback address without an admin token.
-    #[error("refusing to listen on {0} without an admin token: anyone who can reach it could upload plugins and change receivers and groups. Set EPR_ADMIN_TOKEN, listen on 127.0.0.1, or pass --insecure (EPR_INSECURE=true) to accept that")]
+    #[error(
+        "refusing to listen on {0} without an admin token: anyone who can reach it could upload plugins and change receivers and groups. Set EPR_ADMIN_TOKEN, listen on 127.0.0.1, or pass --insecure (EPR_INSECURE=true) to accept that"
+    )]
     OpenToTheNetwork(IpAddr),
     /// It is not valid.
     #[error("invalid config file {path}: {source}")]

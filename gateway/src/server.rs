@@ -13,7 +13,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::net::TcpStream;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tower::Layer;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
@@ -24,9 +24,9 @@ use crate::http::guard::AllowedHosts;
 use crate::http::{self, AppState, Limits, Shared, Tokens};
 use crate::ingest::sources::{SourceError, WebhookSources};
 use crate::plugins::{PluginError, PluginManager};
+use crate::registry::Registry;
 use crate::registry::error::RegistryError;
 use crate::registry::port::Store;
-use crate::registry::Registry;
 use crate::store::{OpenError, SledStore};
 
 /// Why the gateway could not run.
@@ -222,10 +222,10 @@ async fn stop(config: &ServeConfig, components: Components, graceful: GracefulSh
     if tokio::time::timeout(grace, plugins.stop()).await.is_err() {
         tracing::warn!("a watcher did not stop in time; it resumes from its cursor");
     }
-    if let Some((_, task)) = relay {
-        if tokio::time::timeout(grace, task).await.is_err() {
-            tracing::warn!("the Kafka relay did not stop in time; it resumes from its cursor");
-        }
+    if let Some((_, task)) = relay
+        && tokio::time::timeout(grace, task).await.is_err()
+    {
+        tracing::warn!("the Kafka relay did not stop in time; it resumes from its cursor");
     }
     store.close().await;
     tracing::info!("store flushed; bye");

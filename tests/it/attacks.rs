@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{binary, error_of, event_body, receiver_body, Gateway};
+use crate::support::{Gateway, binary, error_of, event_body, receiver_body};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

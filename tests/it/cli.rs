@@ -5,8 +5,8 @@ use std::process::Output;
 use std::time::Duration;
 
 use crate::support;
-use crate::support::{binary, Gateway};
-use serde_json::{json, Value};
+use crate::support::{Gateway, binary};
+use serde_json::{Value, json};
 
 /// Runs the CLI with `args` against `gw` (token `token`, if any).
 async fn cli(gw: &Gateway, token: Option<&str>, args: &[&str]) -> Output {
@@ -594,9 +594,9 @@ async fn plugins_are_managed_from_the_command_line() {
     created(&cli(&gw, Some("adm"), &event).await);
     let mut letters = Value::Null;
     for _ in 0..400 {
-        letters = printed(&cli(&gw, Some("adm"), &["plugin", "dead-letters", "firer"]).await)
-            ["data"]
-            .clone();
+        letters =
+            printed(&cli(&gw, Some("adm"), &["plugin", "dead-letters", "firer"]).await)["data"]
+                .clone();
         if letters.as_array().is_some_and(|l| !l.is_empty()) {
             break;
         }

@@ -2,9 +2,9 @@
 //! to receivers, idempotency, the webhook handshake, and the CloudEvents Python SDK.
 
 use crate::support;
-use crate::support::{error_of, Gateway};
+use crate::support::{Gateway, error_of};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const STRUCTURED: (&str, &str) = ("content-type", "application/cloudevents+json");
 
@@ -229,9 +229,11 @@ async fn the_same_source_and_id_is_stored_once() {
     assert_eq!(gw.last_sequence().await, 3, "receiver + two events");
     // duplicates answered together (one writer batch holding no write) leave the store working
     let again = futures::future::join_all((0..8).map(|_| post_structured(&gw, &body))).await;
-    assert!(again
-        .iter()
-        .all(|(s, b)| *s == StatusCode::OK && b["data"] == a["data"]));
+    assert!(
+        again
+            .iter()
+            .all(|(s, b)| *s == StatusCode::OK && b["data"] == a["data"])
+    );
     let (status, _) = gw.get("/healthz/readiness").await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = post_structured(&gw, &structured("dup-2", "dev.x", json!({}))).await;
@@ -269,14 +271,18 @@ async fn a_batch_is_answered_item_by_item_and_rejected_items_leave_no_trace() {
         results[0]["id"], results[3]["id"],
         "a duplicate within the batch is the same event"
     );
-    assert!(results[1]["error"]
-        .as_str()
-        .unwrap()
-        .contains("attribute id"));
-    assert!(results[2]["error"]
-        .as_str()
-        .unwrap()
-        .contains("no receiver has type dev.unknown"));
+    assert!(
+        results[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("attribute id")
+    );
+    assert!(
+        results[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("no receiver has type dev.unknown")
+    );
     let log = gw.log().await;
     assert_eq!(
         log.len(),
@@ -372,10 +378,12 @@ async fn the_webhook_handshake_is_answered_on_every_ingest_url() {
             "{path}"
         );
         assert_eq!(response.headers()["webhook-allowed-rate"], "*");
-        assert!(response.headers()["allow"]
-            .to_str()
-            .unwrap()
-            .contains("POST"));
+        assert!(
+            response.headers()["allow"]
+                .to_str()
+                .unwrap()
+                .contains("POST")
+        );
     }
 }
 

@@ -4,11 +4,10 @@
 use crate::support;
 use crate::support::{Api, Gateway};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const RECEIVER_FIELDS: &str = "id,name,type,version,description,schema,fingerprint,created_at";
-const EVENT_FIELDS: &str =
-    "id,name,version,release,platform_id,package,description,payload,event_receiver_id,success,created_at";
+const EVENT_FIELDS: &str = "id,name,version,release,platform_id,package,description,payload,event_receiver_id,success,created_at";
 
 /// Sends a GraphQL request (with `token` if given); every answer is HTTP 200.
 async fn graphql(api: &Api, query: &str, variables: Value, token: Option<&str>) -> Value {
@@ -323,11 +322,11 @@ async fn mutations_need_the_tokens_the_rest_api_needs() {
     assert!(error(&answer).contains("admin token"), "{answer}");
     let answer = create_receiver(&gw, "graphql", Some("ing")).await;
     assert!(error(&answer).contains("admin token"), "{answer}");
-    let receiver = data(create_receiver(&gw, "graphql", Some("adm")).await)
-        ["create_event_receiver"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let receiver =
+        data(create_receiver(&gw, "graphql", Some("adm")).await)["create_event_receiver"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     let answer = create_event(&gw, &receiver, "app", json!({"name": "x"})).await;
     assert!(error(&answer).contains("ingest or admin token"), "{answer}");
     // reads need no token, as over REST
@@ -396,16 +395,16 @@ async fn plugins_and_their_dead_letters_are_queryable_with_the_admin_token() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
-    let receiver = data(create_receiver(&gw, "graphql", Some("adm")).await)
-        ["create_event_receiver"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let event = data(create_event(&gw, &receiver, "app", json!({"name": "x"})).await)
-        ["create_event"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let receiver =
+        data(create_receiver(&gw, "graphql", Some("adm")).await)["create_event_receiver"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let event =
+        data(create_event(&gw, &receiver, "app", json!({"name": "x"})).await)["create_event"]
+            .as_str()
+            .unwrap()
+            .to_owned();
 
     let query = "{dead_letters(name: \"webhook-firer\") {seq,event_id,receiver_type,error,attempts,failed_at}}";
     let mut letters = Value::Null;

@@ -7,14 +7,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support;
-use crate::support::{event_body, Api, Broker, Gateway, Until};
+use crate::support::{Api, Broker, Gateway, Until, event_body};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 use reqwest::StatusCode;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const TOPIC: &str = "test.events";
 const PARTITIONS: i32 = 3;
@@ -393,7 +393,10 @@ async fn a_gateway_killed_under_load_delivers_every_acknowledged_message_after_r
     let _gw = gateway(&broker, &[], Some(&dir)).await;
     let (distinct, duplicates) =
         delivered(&broker, &acked, "every event acknowledged before the kill").await;
-    println!("kill -9 under load: {} acknowledged, all delivered; {distinct} distinct, {duplicates} duplicates", acked.len());
+    println!(
+        "kill -9 under load: {} acknowledged, all delivered; {distinct} distinct, {duplicates} duplicates",
+        acked.len()
+    );
 }
 
 /// Posts events to `receiver` from 8 clients until `stop` turns true; returns the acknowledged ids.
@@ -429,7 +432,10 @@ async fn a_broker_that_hangs_under_load_gets_every_acknowledged_message_when_it_
     let acked = load.await.unwrap();
     assert!(acked.len() > 50, "{} acknowledged", acked.len());
     let (distinct, duplicates) = delivered(&broker, &acked, "every event acknowledged").await;
-    println!("broker hung 4 s under load: {} acknowledged, all delivered; {distinct} distinct, {duplicates} duplicates", acked.len());
+    println!(
+        "broker hung 4 s under load: {} acknowledged, all delivered; {distinct} distinct, {duplicates} duplicates",
+        acked.len()
+    );
 }
 
 /// A broker stopped under load and started again, with its storage or without; returns it, the
@@ -480,7 +486,10 @@ async fn a_broker_restarted_empty_under_load_gets_every_message_it_had_not_ackno
         PARTITIONS as usize,
         "the relay recreated the topic with the configured partitions, not the broker's default"
     );
-    println!("broker restarted under load: {} acknowledged after it died, all delivered; {distinct} distinct, {duplicates} duplicates", after.len());
+    println!(
+        "broker restarted under load: {} acknowledged after it died, all delivered; {distinct} distinct, {duplicates} duplicates",
+        after.len()
+    );
 }
 
 #[tokio::test]
@@ -566,7 +575,10 @@ async fn a_broker_restarted_with_its_storage_under_load_has_every_acknowledged_e
         "every event acknowledged, before, during and after the restart",
     )
     .await;
-    println!("broker restarted with its storage under load: {} acknowledged, all delivered; {distinct} distinct, {duplicates} duplicates", acked.len());
+    println!(
+        "broker restarted with its storage under load: {} acknowledged, all delivered; {distinct} distinct, {duplicates} duplicates",
+        acked.len()
+    );
 }
 
 /// An event body for `receiver` whose payload is `{"deep": [[[...1...]]], "pad": "xxx..."}`

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::support::{binary, Api, Gateway, Until};
+use crate::support::{Api, Gateway, Until, binary};
 use reqwest::StatusCode;
 
 /// Posts events from `tasks` concurrent clients until the server stops answering; returns the

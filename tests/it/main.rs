@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // a test fails by panicking
 //! The end-to-end tests: the real `epr-gateway` binary, spoken to over real HTTP, with a real
 //! Kafka-protocol broker and real WebAssembly components. One test binary (built and linked
 //! once), one module per area.

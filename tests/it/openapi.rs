@@ -1,7 +1,7 @@
 //! `GET /api/v1/openapi`: a valid OpenAPI 3.1 document listing every route the gateway serves.
 
 use crate::support;
-use crate::support::{run_python, Gateway};
+use crate::support::{Gateway, run_python};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 

@@ -7,14 +7,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support;
-use crate::support::{error_of, event_body, wasm, Api, Gateway, Until};
+use crate::support::{Api, Gateway, Until, error_of, event_body, wasm};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::Sha256;
 
 /// Uploads a component with `grants`, under `name` if given.
@@ -256,10 +256,11 @@ async fn webhook_firer_posts_signed_cloudevents_and_retries_a_failing_server() {
         "the other receiver's event is not sent"
     );
     assert!(dead_letters(&gw, "webhook-firer").await.is_empty());
-    assert!(gw
-        .metrics()
-        .await
-        .contains("epr_plugin_calls_total{plugin=\"webhook-firer\"} 3"));
+    assert!(
+        gw.metrics()
+            .await
+            .contains("epr_plugin_calls_total{plugin=\"webhook-firer\"} 3")
+    );
 }
 
 #[tokio::test]
@@ -737,22 +738,30 @@ async fn bad_uploads_are_refused_with_the_reason() {
             error_of(&answer)
         }
     };
-    assert!(refused(b"hello".to_vec(), json!({}))
-        .await
-        .contains("not WebAssembly"));
+    assert!(
+        refused(b"hello".to_vec(), json!({}))
+            .await
+            .contains("not WebAssembly")
+    );
     let core = b"\0asm\x01\0\0\0".to_vec();
-    assert!(refused(core, json!({}))
-        .await
-        .contains("core WebAssembly module, not a component"));
+    assert!(
+        refused(core, json!({}))
+            .await
+            .contains("core WebAssembly module, not a component")
+    );
     let empty_component = b"\0asm\x0d\0\x01\0".to_vec();
-    assert!(refused(empty_component, json!({}))
-        .await
-        .contains("neither world"));
+    assert!(
+        refused(empty_component, json!({}))
+            .await
+            .contains("neither world")
+    );
     let mut truncated = wasm("webhook_firer");
     truncated.truncate(truncated.len() / 2);
-    assert!(refused(truncated, json!({}))
-        .await
-        .contains("does not compile"));
+    assert!(
+        refused(truncated, json!({}))
+            .await
+            .contains("does not compile")
+    );
     let spy = refused(wasm("wrong_imports"), json!({})).await;
     assert!(
         spy.contains("does not offer") && spy.contains("evil:spy/files"),

@@ -1,8 +1,8 @@
 //! EPR's REST API over real HTTP: every route, every error of EPR-API.md, search, auth, limits.
 
-use crate::support::{error_of, event_body, receiver_body, Gateway};
+use crate::support::{Gateway, error_of, event_body, receiver_body};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// Last log sequence number and number of events: together, "was anything stored?".
 async fn stored(gw: &Gateway) -> (u64, usize) {
@@ -55,9 +55,18 @@ async fn receiver_errors_are_epr_messages_and_store_nothing() {
     let gw = Gateway::start().await;
     let before = stored(&gw).await;
     let cases = [
-        (json!({"schema": {}}), "invalid input: name cannot be blank\ntype cannot be blank\nversion cannot be blank\ndescription cannot be blank"),
-        (json!({"name": "n", "type": "t", "version": "1", "description": "d"}), "invalid input: schema is required"),
-        (json!({"name": "n", "type": "t", "version": "1", "description": "d", "schema": null}), "invalid input: schema is required"),
+        (
+            json!({"schema": {}}),
+            "invalid input: name cannot be blank\ntype cannot be blank\nversion cannot be blank\ndescription cannot be blank",
+        ),
+        (
+            json!({"name": "n", "type": "t", "version": "1", "description": "d"}),
+            "invalid input: schema is required",
+        ),
+        (
+            json!({"name": "n", "type": "t", "version": "1", "description": "d", "schema": null}),
+            "invalid input: schema is required",
+        ),
     ];
     for (body, expected) in cases {
         let (status, answer) = gw.post("/api/v1/receivers", &body).await;
@@ -193,7 +202,10 @@ async fn event_errors_are_epr_messages_and_store_nothing() {
 
     let (status, answer) = gw.post("/api/v1/events", &json!({"payload": {}})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(error_of(&answer), "invalid input: name cannot be blank\nversion cannot be blank\nrelease cannot be blank\nplatform id cannot be blank\npackage cannot be blank\ndescription cannot be blank\nevent receiver id cannot be blank");
+    assert_eq!(
+        error_of(&answer),
+        "invalid input: name cannot be blank\nversion cannot be blank\nrelease cannot be blank\nplatform id cannot be blank\npackage cannot be blank\ndescription cannot be blank\nevent receiver id cannot be blank"
+    );
 
     let (status, answer) = gw
         .post(

@@ -1,6 +1,6 @@
 //! `GET /api/v1/stream`: the log as Server-Sent Events, in order, live, resumable, filterable.
 
-use crate::support::{error_of, Gateway};
+use crate::support::{Gateway, error_of};
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -2,11 +2,11 @@
 //! CloudEvent, signatures, kept headers, and the sources' admin API and config file.
 
 use crate::support;
-use crate::support::{error_of, Api, Gateway};
+use crate::support::{Api, Gateway, error_of};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::Sha256;
 
 /// A CDEvent of spec `spec` (0.3/0.4 put the version under `context.version`).

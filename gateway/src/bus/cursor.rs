@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::registry::port::{Committed, Txn};
 use crate::registry::Registry;
+use crate::registry::port::{Committed, Txn};
 
 /// Longest time a moving cursor goes unsaved.
 pub const SAVE_INTERVAL: Duration = Duration::from_millis(250);

@@ -6,16 +6,16 @@
 //! so that a filter rejecting a long stretch of the log does not hold a worker thread.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use futures::stream::{self, Stream};
 use tokio::sync::watch;
 
+use crate::registry::Registry;
 use crate::registry::message::Message;
 use crate::registry::port::LogEntry;
-use crate::registry::Registry;
 
 /// Log entries read from the store at a time.
 const READ_AHEAD: usize = 256;

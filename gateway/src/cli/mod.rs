@@ -22,8 +22,10 @@ pub use tail::TailArgs;
 /// Options every EPR-style command takes.
 #[derive(Debug, Args)]
 pub struct Common {
+    /// Where the gateway is and the token.
     #[command(flatten)]
     connection: Connection,
+    /// How to print the answer.
     #[command(flatten)]
     format: Format,
     /// Print what would be sent (the body, or the curl command) and send nothing.

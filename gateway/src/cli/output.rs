@@ -99,7 +99,7 @@ pub fn objects_in(path: &Path) -> Result<Vec<Value>, CliError> {
         _ => {
             return Err(unparsable(
                 "expected an object or an array of objects".into(),
-            ))
+            ));
         }
     };
     match items.iter().position(|i| !i.is_object()) {
@@ -137,10 +137,12 @@ mod tests {
         assert_eq!(objects_in(&json).unwrap(), [json!({"name": "c"})]);
 
         std::fs::write(&json, "[1]").unwrap();
-        assert!(objects_in(&json)
-            .unwrap_err()
-            .to_string()
-            .contains("item 0 is not an object"));
+        assert!(
+            objects_in(&json)
+                .unwrap_err()
+                .to_string()
+                .contains("item 0 is not an object")
+        );
         let missing = objects_in(&dir.path().join("none.json")).unwrap_err();
         assert!(missing.to_string().contains("none.json"), "{missing}");
     }

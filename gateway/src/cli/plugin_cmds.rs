@@ -28,12 +28,14 @@ pub enum PluginCommand {
         /// The grants, as JSON text or `@FILE` (see the README's plugin guide).
         #[arg(long)]
         grants: Option<String>,
+        /// Where the gateway is, the token, and how to print the answer.
         #[command(flatten)]
         common: Common,
     },
     /// Lists the plugins with their state and counters.
     #[command(after_help = "Example:\n  epr-gateway plugin list --no-indent")]
     List {
+        /// Where the gateway is, the token, and how to print the answer.
         #[command(flatten)]
         common: Common,
     },
@@ -42,6 +44,7 @@ pub enum PluginCommand {
     Enable {
         /// The plugin.
         name: String,
+        /// Where the gateway is, the token, and how to print the answer.
         #[command(flatten)]
         common: Common,
     },
@@ -50,6 +53,7 @@ pub enum PluginCommand {
     Disable {
         /// The plugin.
         name: String,
+        /// Where the gateway is, the token, and how to print the answer.
         #[command(flatten)]
         common: Common,
     },
@@ -58,6 +62,7 @@ pub enum PluginCommand {
     Delete {
         /// The plugin.
         name: String,
+        /// Where the gateway is, the token, and how to print the answer.
         #[command(flatten)]
         common: Common,
     },
@@ -66,6 +71,7 @@ pub enum PluginCommand {
     DeadLetters {
         /// The plugin.
         name: String,
+        /// Where the gateway is, the token, and how to print the answer.
         #[command(flatten)]
         common: Common,
     },

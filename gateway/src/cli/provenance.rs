@@ -2,10 +2,10 @@
 
 use clap::Args;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use super::client::{Client, Connection};
 use super::CliError;
+use super::client::{Client, Connection};
 
 const QUERY: &str = "query ($name: String!, $version: String!, $release: String!, \
     $platform_id: String!, $package: String!) { provenance(name: $name, version: $version, \
@@ -34,6 +34,7 @@ pub struct ProvenanceArgs {
     /// Print the steps as JSON instead of a timeline.
     #[arg(long)]
     json: bool,
+    /// Where the gateway is and the token.
     #[command(flatten)]
     connection: Connection,
 }

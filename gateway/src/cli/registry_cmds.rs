@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{ArgGroup, Args, Subcommand};
 use reqwest::Method;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::client::Client;
 use super::output::{objects_in, project, read_text};
@@ -20,11 +20,13 @@ pub enum ReceiverCommand {
         --schema '{\"type\":\"object\",\"required\":[\"commit\"]}'"
     )]
     Create {
+        /// Name, type, version and description.
         #[command(flatten)]
         definition: Definition,
         /// The JSON Schema, as JSON text or `@FILE`.
         #[arg(long)]
         schema: String,
+        /// Where the gateway is, the token, and how to print the answer.
         #[command(flatten)]
         common: Common,
     },
@@ -34,11 +36,13 @@ pub enum ReceiverCommand {
         --fields 'id name version'"
     )]
     Search {
+        /// The fields to match.
         #[command(flatten)]
         filter: DefinitionFilter,
         /// Fields to print, separated by spaces or commas, or `all`.
         #[arg(long, default_value = "id name type version description")]
         fields: String,
+        /// Where the gateway is, the token, and how to print the answer.
         #[command(flatten)]
         common: Common,
     },
@@ -47,6 +51,7 @@ pub enum ReceiverCommand {
     Generate {
         /// The file.
         file: PathBuf,
+        /// Where the gateway is, the token, and how to print the answer.
         #[command(flatten)]
         common: Common,
     },
@@ -63,6 +68,7 @@ pub enum EventCommand {
         --event-receiver-id 01M84CWV9K9R6QMM2DBVK7Q3WW"
     )]
     Create {
+        /// The unit (NVRPP) it is about.
         #[command(flatten)]
         unit: Unit,
         /// Free text.
@@ -77,6 +83,7 @@ pub enum EventCommand {
         /// The receiver the event is for.
         #[arg(long)]
         event_receiver_id: String,
+        /// Where the gateway is, the token, and how to print the answer.
         #[command(flatten)]
         common: Common,
     },
@@ -86,6 +93,7 @@ pub enum EventCommand {
         --version 2.4.1 --success true --fields all"
     )]
     Search {
+        /// The fields to match.
         #[command(flatten)]
         filter: EventFilter,
         /// Fields to print, separated by spaces or commas, or `all`.
@@ -94,6 +102,7 @@ pub enum EventCommand {
             default_value = "id name version release platform_id package success"
         )]
         fields: String,
+        /// Where the gateway is, the token, and how to print the answer.
         #[command(flatten)]
         common: Common,
     },
@@ -102,6 +111,7 @@ pub enum EventCommand {
     Generate {
         /// The file.
         file: PathBuf,
+        /// Where the gateway is, the token, and how to print the answer.
         #[command(flatten)]
         common: Common,
     },
@@ -117,6 +127,7 @@ pub enum GroupCommand {
         --event-receiver-ids 01M84CWV9K9R6QMM2DBVK7Q3WW,01M84CX0J6Y4Z4XJ3V9C7S6T2B"
     )]
     Create {
+        /// Name, type, version and description.
         #[command(flatten)]
         definition: Definition,
         /// The member receivers, separated by commas.
@@ -125,12 +136,14 @@ pub enum GroupCommand {
         /// Whether the group is enabled (`--enabled=false` creates it disabled).
         #[arg(long, num_args = 0..=1, default_missing_value = "true", default_value = "true")]
         enabled: bool,
+        /// Where the gateway is, the token, and how to print the answer.
         #[command(flatten)]
         common: Common,
     },
     /// Finds groups whose given fields all match, newest first.
     #[command(after_help = "Example:\n  epr-gateway group search --name release-ready")]
     Search {
+        /// The fields to match.
         #[command(flatten)]
         filter: DefinitionFilter,
         /// Fields to print, separated by spaces or commas, or `all`.
@@ -139,6 +152,7 @@ pub enum GroupCommand {
             default_value = "id name type version description enabled event_receiver_ids"
         )]
         fields: String,
+        /// Where the gateway is, the token, and how to print the answer.
         #[command(flatten)]
         common: Common,
     },
@@ -147,6 +161,7 @@ pub enum GroupCommand {
     Generate {
         /// The file.
         file: PathBuf,
+        /// Where the gateway is, the token, and how to print the answer.
         #[command(flatten)]
         common: Common,
     },
@@ -165,6 +180,7 @@ pub enum GroupCommand {
         /// Disable it (it stops completing).
         #[arg(long)]
         disable: bool,
+        /// Where the gateway is, the token, and how to print the answer.
         #[command(flatten)]
         common: Common,
     },
@@ -233,6 +249,7 @@ pub struct DefinitionFilter {
     /// Version.
     #[arg(long)]
     version: Option<String>,
+    /// Which page of the results.
     #[command(flatten)]
     page: PageArgs,
 }
@@ -264,6 +281,7 @@ pub struct EventFilter {
     /// Receiver id.
     #[arg(long)]
     event_receiver_id: Option<String>,
+    /// Which page of the results.
     #[command(flatten)]
     page: PageArgs,
 }

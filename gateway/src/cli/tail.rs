@@ -8,8 +8,8 @@ use futures::StreamExt;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::client::{Client, Connection};
 use super::CliError;
+use super::client::{Client, Connection};
 
 /// Options of `tail`.
 #[derive(Debug, Args)]
@@ -30,6 +30,7 @@ pub struct TailArgs {
     /// Print each message as the JSON the Kafka topic carries, one per line.
     #[arg(long)]
     json: bool,
+    /// Where the gateway is and the token.
     #[command(flatten)]
     connection: Connection,
 }

@@ -3,18 +3,18 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Object, Result, ID};
+use async_graphql::{Context, ID, Object, Result};
 
+use super::Caller;
 use super::types::{
     CreateEventInput, CreateEventReceiverGroupInput, CreateEventReceiverInput, DeadLetterObject,
     EventObject, FindEventInput, FindEventReceiverGroupInput, FindEventReceiverInput, GroupObject,
     PluginObject, ProvenanceStepObject, ReceiverObject,
 };
-use super::Caller;
 use crate::plugins::PluginManager;
-use crate::registry::model::Nvrpp;
-use crate::registry::query::{Page, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::registry::Registry;
+use crate::registry::model::Nvrpp;
+use crate::registry::query::{DEFAULT_LIMIT, MAX_LIMIT, Page};
 
 fn registry<'a>(ctx: &Context<'a>) -> &'a Arc<Registry> {
     ctx.data_unchecked::<Arc<Registry>>()

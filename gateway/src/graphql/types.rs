@@ -1,7 +1,7 @@
 //! The object and input types of EPR's GraphQL schema, and their conversions to and from the
 //! registry's.
 
-use async_graphql::{InputObject, SimpleObject, ID};
+use async_graphql::{ID, InputObject, SimpleObject};
 
 use super::scalars::{Json, Time};
 use crate::plugins::dead_letters::DeadLetter;

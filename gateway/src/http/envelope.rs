@@ -1,8 +1,8 @@
 //! EPR's response envelope, `{"data": ..., "errors": [...]}`, and the mapping of errors to it.
 
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::GraphQLResponse;
-use axum::response::Html;
 use axum::Extension;
+use axum::response::Html;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::AppState;
 use super::envelope::ApiError;
 use super::extract::{AdminAuth, IngestAuth, JsonBody};
-use super::AppState;
 use crate::graphql::{self, Caller, EprSchema};
 use crate::plugins::PluginManager;
 use crate::registry::Registry;

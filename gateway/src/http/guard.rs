@@ -11,7 +11,7 @@
 //!   one of `EPR_ALLOWED_HOSTS` (421 otherwise): a rebinding page's requests name its own host.
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 

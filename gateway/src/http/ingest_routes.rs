@@ -2,7 +2,7 @@
 //! webhook handshake.
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::future::join_all;
 use serde::Serialize;
@@ -10,9 +10,9 @@ use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::envelope::{ok, ApiError, Envelope, ErrorBody};
-use super::extract::{IngestAuth, RawBody};
 use super::AppState;
+use super::envelope::{ApiError, Envelope, ErrorBody, ok};
+use super::extract::{IngestAuth, RawBody};
 use crate::ingest::cdevent::CdEvent;
 use crate::ingest::cloudevent::{AttributeError, CloudEvent};
 use crate::ingest::http_binding::{self, BindingError, Carried};

@@ -1,12 +1,12 @@
 //! `GET /api/v1/openapi`: the OpenAPI 3.1 document of the REST surface, collected from the
 //! route handlers' annotations as the router is built (a route cannot be served undocumented).
 
+use axum::Extension;
 use axum::body::Bytes;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::Extension;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 /// The document's fixed parts; the paths come from the routers.

@@ -9,9 +9,9 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::envelope::{ok, ApiError, Envelope, ErrorBody};
-use super::extract::{AdminAuth, JsonBody, Params};
 use super::AppState;
+use super::envelope::{ApiError, Envelope, ErrorBody, ok};
+use super::extract::{AdminAuth, JsonBody, Params};
 use crate::plugins::grants::Grants;
 use crate::plugins::manager::PluginPatch;
 

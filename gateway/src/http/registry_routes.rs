@@ -1,15 +1,15 @@
 //! EPR's REST routes for receivers, events and groups, plus search.
 
-use axum::extract::{Path, State};
 use axum::Json;
+use axum::extract::{Path, State};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::envelope::{ok, ApiError, Envelope, ErrorBody};
-use super::extract::{AdminAuth, IngestAuth, JsonBody, Params};
 use super::AppState;
+use super::envelope::{ApiError, Envelope, ErrorBody, ok};
+use super::extract::{AdminAuth, IngestAuth, JsonBody, Params};
 use crate::registry::input::{GroupPatch, NewEvent, NewGroup, NewReceiver};
 use crate::registry::model::{Event, EventWithReceiver, Group, Receiver};
 use crate::registry::query::{DefinitionFilter, EventFilter, Found, Page};

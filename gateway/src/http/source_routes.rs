@@ -1,15 +1,15 @@
 //! The admin API of webhook sources: list, read, create or replace, delete.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::envelope::{ok, ApiError, Envelope, ErrorBody};
-use super::extract::{AdminAuth, JsonBody};
 use super::AppState;
+use super::envelope::{ApiError, Envelope, ErrorBody, ok};
+use super::extract::{AdminAuth, JsonBody};
 use crate::ingest::sources::{SourceView, WebhookSource};
 
 /// The routes of this module.

@@ -11,9 +11,9 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::AppState;
 use super::envelope::ApiError;
 use super::extract::Params;
-use super::AppState;
 use crate::bus::log_stream;
 use crate::registry::message::Message;
 

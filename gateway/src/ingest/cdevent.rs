@@ -246,12 +246,14 @@ mod tests {
 
     #[test]
     fn unknown_versions_and_foreign_types_are_refused() {
-        assert!(CdEvent::parse(finished(
-            "0.9.0",
-            "dev.cdevents.pipelinerun.finished.0.3.0",
-            "success"
-        ))
-        .is_err());
+        assert!(
+            CdEvent::parse(finished(
+                "0.9.0",
+                "dev.cdevents.pipelinerun.finished.0.3.0",
+                "success"
+            ))
+            .is_err()
+        );
         assert!(
             CdEvent::parse(finished("0.5.0", "com.example.thing.done.0.1.0", "success")).is_err()
         );

@@ -48,7 +48,7 @@ pub fn check(event: &CloudEvent) -> Result<(), AttributeError> {
             return Err(fault(
                 "specversion",
                 format!("must be \"1.0\", got \"{v}\""),
-            ))
+            ));
         }
         Some(_) => return Err(fault("specversion", "must be the string \"1.0\"")),
         None => return Err(fault("specversion", "is required")),

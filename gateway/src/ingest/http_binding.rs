@@ -1,12 +1,12 @@
 //! The CloudEvents HTTP protocol binding: structured, binary and batch modes.
 
-use axum::http::{header, HeaderMap};
+use axum::http::{HeaderMap, header};
 use base64::Engine;
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use super::cloudevent::{check, AttributeError, CloudEvent};
+use super::cloudevent::{AttributeError, CloudEvent, check};
 
 /// What an HTTP request carried.
 #[derive(Debug)]
@@ -21,7 +21,9 @@ pub enum Carried {
 #[derive(Debug, Error)]
 pub enum BindingError {
     /// An event format the gateway does not read (415).
-    #[error("unsupported CloudEvents format {0}: send application/cloudevents+json, application/cloudevents-batch+json, or binary mode (ce-* headers)")]
+    #[error(
+        "unsupported CloudEvents format {0}: send application/cloudevents+json, application/cloudevents-batch+json, or binary mode (ce-* headers)"
+    )]
     UnsupportedFormat(String),
     /// The body is not what its content type says (400).
     #[error("invalid CloudEvent: {0}")]

@@ -14,7 +14,7 @@
 //! The payload is the whole CloudEvent in structured form; `source` + `id` identify it, so
 //! posting it again stores nothing new.
 
-use super::cloudevent::{attribute, AttributeError, CloudEvent};
+use super::cloudevent::{AttributeError, CloudEvent, attribute};
 use crate::registry::ingest::{AutoReceiver, Ingested, Route};
 use crate::registry::model::Nvrpp;
 
@@ -47,7 +47,7 @@ pub fn ingested(
             return Err(AttributeError {
                 attribute: "eprsuccess".into(),
                 problem: format!("must be true or false, got {other:?}"),
-            })
+            });
         }
     };
     let payload = serde_json::value::to_raw_value(&event).map_err(|e| AttributeError {

@@ -287,7 +287,7 @@ impl WebhookSources {
             Some(s) if s.origin == Origin::Builtin => {
                 return Err(SourceError::ReadOnly(format!(
                     "{id} is built in; PUT a new definition to change it"
-                )))
+                )));
             }
             Some(_) => {}
         }

@@ -3,6 +3,7 @@
 //! logging implementation serve both.
 
 /// The `watcher` world: `describe`, `on-event`; imports `logging` and `host`.
+#[allow(missing_docs)] // generated; the WIT documents it
 pub mod watcher {
     wasmtime::component::bindgen!({
         path: "../wit",
@@ -11,6 +12,7 @@ pub mod watcher {
 }
 
 /// The `transform` world: `describe`, `handle`; imports `logging`.
+#[allow(missing_docs)] // generated; the WIT documents it
 pub mod transform {
     wasmtime::component::bindgen!({
         path: "../wit",

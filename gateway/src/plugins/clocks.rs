@@ -6,8 +6,8 @@
 //! `host.now-ms`), and every call stays within its budget.
 
 use wasmtime::component::{Linker, Resource, ResourceTable};
-use wasmtime_wasi::p2::{subscribe, DynPollable, Pollable};
 use wasmtime_wasi::WasiView;
+use wasmtime_wasi::p2::{DynPollable, Pollable, subscribe};
 
 use super::sandbox::Sandbox;
 

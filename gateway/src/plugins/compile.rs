@@ -7,7 +7,7 @@ use wasmtime::component::Component;
 use super::engine::PluginEngine;
 use super::error::PluginError;
 use super::instance::Loaded;
-use super::model::{capability_name, Manifest, Subscription, World};
+use super::model::{Manifest, Subscription, World, capability_name};
 
 /// An uploaded component, checked and compiled.
 pub struct Compiled {

@@ -12,7 +12,7 @@ use super::limits::{
     DEFAULT_TRANSFORM_DEADLINE_MS, DEFAULT_WATCHER_CPU_MS, DEFAULT_WATCHER_DEADLINE_MS,
     MAX_DEADLINE_MS, MAX_EMITS, MAX_MEMORY_MIB,
 };
-use super::model::{Subscription, World, CAPABILITIES};
+use super::model::{CAPABILITIES, Subscription, World};
 
 /// The operator's grants, as sent with an upload (`X-Epr-Grants` header, JSON) or a `PATCH`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,12 +65,12 @@ impl Grants {
 
     /// Checks the limits are in range.
     pub fn check(&self) -> Result<(), PluginError> {
-        if let Some(mib) = self.memory_mib {
-            if mib == 0 || mib > MAX_MEMORY_MIB {
-                return Err(PluginError::Invalid(format!(
-                    "grants: memory_mib must be between 1 and {MAX_MEMORY_MIB}, got {mib}"
-                )));
-            }
+        if let Some(mib) = self.memory_mib
+            && (mib == 0 || mib > MAX_MEMORY_MIB)
+        {
+            return Err(PluginError::Invalid(format!(
+                "grants: memory_mib must be between 1 and {MAX_MEMORY_MIB}, got {mib}"
+            )));
         }
         if self.cpu_ms == Some(0) {
             return Err(PluginError::Invalid(

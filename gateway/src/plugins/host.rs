@@ -175,12 +175,13 @@ impl wit_host::Host for Sandbox {
                 "host {host} port {port} is not allowed for this plugin (grants: allowed_hosts; a host granted without a port allows its scheme's default port only)"
             ));
         }
-        if let Some(ip) = url_address(&url) {
-            if !addresses::public(ip) && !access.permissions.grants.names_address(ip) {
-                return Err(format!(
-                    "address {ip} is in a private, local or metadata range: grant it by address to reach it"
-                ));
-            }
+        if let Some(ip) = url_address(&url)
+            && !addresses::public(ip)
+            && !access.permissions.grants.names_address(ip)
+        {
+            return Err(format!(
+                "address {ip} is in a private, local or metadata range: grant it by address to reach it"
+            ));
         }
         if let Some((name, _)) = request
             .headers

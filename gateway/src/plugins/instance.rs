@@ -11,7 +11,7 @@ use wasmtime::{Store, UpdateDeadline};
 use super::bindings::transform::{Transform, TransformPre};
 use super::bindings::watcher::{Watcher, WatcherPre};
 use super::bindings::wit_types;
-use super::engine::{PluginEngine, EPOCH_TICK};
+use super::engine::{EPOCH_TICK, PluginEngine};
 use super::error::PluginError;
 use super::host::log_safe;
 use super::limits::{
@@ -21,7 +21,7 @@ use super::limits::{
 use super::model::World;
 use super::sandbox::{HostAccess, Sandbox};
 use super::stats::{
-    CallStats, METRIC_CALLS, METRIC_CALL_SECONDS, METRIC_FAILURES, METRIC_MEMORY_PEAK,
+    CallStats, METRIC_CALL_SECONDS, METRIC_CALLS, METRIC_FAILURES, METRIC_MEMORY_PEAK,
 };
 use crate::sync::lock;
 

@@ -25,8 +25,8 @@ use super::runner::{self, Runner};
 use super::sandbox::Services;
 use super::stats::CallStats;
 use crate::bus::cursor;
-use crate::registry::error::RegistryError;
 use crate::registry::Registry;
+use crate::registry::error::RegistryError;
 use crate::sync::lock;
 
 /// A plugin as the API shows it: configuration values whose key names a secret, token,

@@ -1,8 +1,8 @@
 //! What the gateway counts about plugin calls: the metric names, and each plugin's calls,
 //! failures and last error as the API shows them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::sync::lock;
 

@@ -162,12 +162,16 @@ mod tests {
         };
         index.latest.insert(("b".into(), "u".into()), false);
         index.latest.insert(("b".into(), "other".into()), true);
-        assert!(completed_groups(&index, &event("a", "u", true))
-            .unwrap()
-            .is_empty());
-        assert!(completed_groups(&index, &event("a", "u", false))
-            .unwrap()
-            .is_empty());
+        assert!(
+            completed_groups(&index, &event("a", "u", true))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            completed_groups(&index, &event("a", "u", false))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -176,8 +180,10 @@ mod tests {
             groups: vec![group("g1", false, &["a"])],
             ..Index::default()
         };
-        assert!(completed_groups(&index, &event("a", "u", true))
-            .unwrap()
-            .is_empty());
+        assert!(
+            completed_groups(&index, &event("a", "u", true))
+                .unwrap()
+                .is_empty()
+        );
     }
 }

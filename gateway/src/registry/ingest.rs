@@ -3,12 +3,12 @@
 
 use serde_json::value::RawValue;
 
+use super::Registry;
 use super::drafts::{EventDraft, ReceiverDraft};
 use super::error::RegistryError;
 use super::model::Nvrpp;
 use super::port::{Committed, Txn};
 use super::transform::Candidate;
-use super::Registry;
 
 /// Which receiver an ingested event belongs to.
 #[derive(Debug, Clone)]

@@ -18,15 +18,15 @@ pub mod transform;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use serde_json::value::RawValue;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::schema::{SchemaCache, SchemaError};
 use crate::sync::lock;
 use caches::ReceiverCache;
 use drafts::{EventDraft, ReceiverDraft};
 use error::{ObjectKind, RegistryError};
-use input::{check_event_fields, Definition, NewEvent, NewGroup, NewReceiver};
+use input::{Definition, NewEvent, NewGroup, NewReceiver, check_event_fields};
 use message::Message;
 use model::{Event, EventWithReceiver, Group, Nvrpp, Receiver};
 use port::{Committed, LogEntry, Store, Txn};
@@ -171,7 +171,7 @@ impl Registry {
             candidate.receiver_type = match self.shared_receiver(&candidate.receiver_id) {
                 Ok(receiver) => receiver.kind.clone(),
                 Err(RegistryError::NotFound { .. }) => {
-                    return Err(RegistryError::invalid("receiver for event does not exist"))
+                    return Err(RegistryError::invalid("receiver for event does not exist"));
                 }
                 Err(e) => return Err(e),
             };

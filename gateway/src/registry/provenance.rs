@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
+use super::Registry;
 use super::error::RegistryError;
 use super::model::{Event, Group, Nvrpp, Receiver};
-use super::query::{EventFilter, Page, MAX_LIMIT};
-use super::Registry;
+use super::query::{EventFilter, MAX_LIMIT, Page};
 
 /// One step of a unit's history: an event, the receiver it was posted to and the groups it
 /// completed when it was stored.

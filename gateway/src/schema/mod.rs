@@ -9,8 +9,8 @@ use std::sync::{Arc, RwLock};
 
 use jsonschema::error::ValidationErrorKind;
 use jsonschema::{ReferencingError, Retrieve, Uri, Validator};
-use serde_json::value::RawValue;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use thiserror::Error;
 
 use crate::sync::{read, write};
@@ -19,7 +19,9 @@ use crate::sync::{read, write};
 #[derive(Debug, Error)]
 pub enum SchemaError {
     /// A `$ref` names a document the gateway does not hold.
-    #[error("$ref {0} cannot be resolved: the gateway never fetches schemas over the network, and holds no schema with that $id")]
+    #[error(
+        "$ref {0} cannot be resolved: the gateway never fetches schemas over the network, and holds no schema with that $id"
+    )]
     UnresolvableRef(String),
     /// The document is not a valid JSON Schema.
     #[error("{0}")]

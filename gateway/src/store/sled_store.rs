@@ -9,13 +9,13 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::keys;
-use super::trees::{decode, sled_error, Entry, TreeId, Trees};
+use super::trees::{Entry, TreeId, Trees, decode, sled_error};
 use super::writer::{self, Request, WriteHealth};
 use crate::registry::error::{RegistryError, StoreError};
 use crate::registry::model::{Event, Group, Receiver};
 use crate::registry::port::{Committed, LogEntry, Store, Work};
 use crate::registry::query::{
-    DefinitionFilter, EventFilter, Page, Scan, MAX_PAGE_BYTES, MAX_SCANNED,
+    DefinitionFilter, EventFilter, MAX_PAGE_BYTES, MAX_SCANNED, Page, Scan,
 };
 
 /// Why the store could not be opened.
@@ -103,12 +103,12 @@ impl SledStore {
 
     /// Objects of tree `tree` in reverse key order among keys starting with `prefix` and, when
     /// `after` is given, below `prefix + after`: (key, value) pairs.
-    fn scan_rev(
-        &self,
+    fn scan_rev<'a>(
+        &'a self,
         tree: TreeId,
         prefix: Vec<u8>,
         after: Option<&str>,
-    ) -> impl Iterator<Item = Result<Entry, StoreError>> {
+    ) -> impl Iterator<Item = Result<Entry, StoreError>> + use<'a> {
         let end = match after {
             Some(after) => Some([prefix.as_slice(), after.as_bytes()].concat()),
             None => keys::prefix_end(&prefix),

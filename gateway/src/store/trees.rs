@@ -2,8 +2,8 @@
 
 use std::ops::Bound;
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use sled::Transactional;
 
 use crate::registry::error::StoreError;
@@ -134,12 +134,12 @@ impl Trees {
     }
 
     /// Entries of `id` whose keys lie between `lower` and `upper` (keys given without the tag).
-    pub(crate) fn range(
-        &self,
+    pub(crate) fn range<'a>(
+        &'a self,
         id: TreeId,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
-    ) -> impl DoubleEndedIterator<Item = Result<Entry, StoreError>> {
+    ) -> impl DoubleEndedIterator<Item = Result<Entry, StoreError>> + use<'a> {
         let tagged = |bound: Bound<&[u8]>| match bound {
             Bound::Included(k) => Bound::Included(id.key(k)),
             Bound::Excluded(k) => Bound::Excluded(id.key(k)),

@@ -10,7 +10,7 @@
 //! disk is failing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use ulid::Generator;
 
 use super::keys;
-use super::trees::{decode, encode, sled_error, TreeId, Trees};
+use super::trees::{TreeId, Trees, decode, encode, sled_error};
 use crate::registry::error::{RegistryError, StoreError};
 use crate::registry::model::{Event, Group, Nvrpp, Receiver};
 use crate::registry::port::{Committed, LogEntry, Txn, Work};

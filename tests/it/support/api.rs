@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// When a load ends.
 #[derive(Clone)]
@@ -103,10 +103,10 @@ impl Api {
             async move {
                 let mut acked = Vec::new();
                 for i in 0.. {
-                    if let Until::Stopped(stop) = &until {
-                        if *stop.borrow() {
-                            break;
-                        }
+                    if let Until::Stopped(stop) = &until
+                        && *stop.borrow()
+                    {
+                        break;
                     }
                     let body = event_body(
                         receiver,

@@ -6,7 +6,7 @@ pub mod broker;
 pub mod process;
 pub mod python;
 
-pub use api::{client, error_of, event_body, receiver_body, Api, Until};
+pub use api::{Api, Until, client, error_of, event_body, receiver_body};
 pub use broker::Broker;
-pub use process::{binary, wasm, wasm_path, Gateway};
+pub use process::{Gateway, binary, wasm, wasm_path};
 pub use python::run_python;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::api::{client, Api};
+use super::api::{Api, client};
 
 /// A running gateway; killed when dropped. Its HTTP helpers are those of [`Api`].
 pub struct Gateway {

@@ -15,7 +15,7 @@ mod workload;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::Parser;
 
 use gateway::Spawned;

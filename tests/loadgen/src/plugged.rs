@@ -4,23 +4,23 @@
 
 use std::convert::Infallible;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request as HttpRequest, Response};
 use hyper_util::rt::TokioIo;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use crate::KIND;
 use crate::gateway::Spawned;
 use crate::workload::{Request, RunResult, Target};
-use crate::KIND;
 
 /// Names of the watchers; each posts every event to the sink once.
 const WATCHERS: [&str; 3] = ["fire-1", "fire-2", "fire-3"];

@@ -15,7 +15,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
 use tokio::sync::watch;
 
-pub use record::{record, Record, PAYLOAD_REF_HEADER};
+pub use record::{PAYLOAD_REF_HEADER, Record, record};
 pub use relay::spawn;
 pub use status::RelayStatus;
 

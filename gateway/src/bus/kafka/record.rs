@@ -160,8 +160,8 @@ mod tests {
     use super::*;
     use crate::registry::model::{Event, Receiver};
     use chrono::Utc;
-    use serde_json::value::to_raw_value;
     use serde_json::Value;
+    use serde_json::value::to_raw_value;
 
     fn message(payload_len: usize) -> Message {
         let event = Event {
@@ -221,9 +221,10 @@ mod tests {
         assert_eq!(value["payload_ref"], "http://gw/api/v1/events/01EVENT");
         assert_eq!(value["data"]["events"][0]["payload"], Value::Null);
         assert_eq!(value["data"]["events"][0]["id"], "01EVENT");
-        assert!(r
-            .headers
-            .contains(&(PAYLOAD_REF_HEADER, "http://gw/api/v1/events/01EVENT".into())));
+        assert!(
+            r.headers
+                .contains(&(PAYLOAD_REF_HEADER, "http://gw/api/v1/events/01EVENT".into()))
+        );
         let small = envelope_only(&message(5000), &r, "http://gw").unwrap();
         let value: Value = serde_json::from_slice(&small.value).unwrap();
         assert_eq!(value["data"]["events"], Value::Null);
@@ -237,8 +238,10 @@ mod tests {
         m.data.events.as_mut().unwrap()[0].payload = RawValue::from_string(deep).unwrap();
         let r = record(&m, 100, "http://gw").unwrap();
         assert!(r.value.len() < 1000);
-        assert!(String::from_utf8(r.value)
-            .unwrap()
-            .contains("\"payload_ref\""));
+        assert!(
+            String::from_utf8(r.value)
+                .unwrap()
+                .contains("\"payload_ref\"")
+        );
     }
 }

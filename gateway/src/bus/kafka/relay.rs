@@ -14,14 +14,14 @@ use rdkafka::util::Timeout;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::record::{envelope_only, record, Record};
-use super::status::{RelayStatus, DELIVERED, END_TO_END};
+use super::record::{Record, envelope_only, record};
+use super::status::{DELIVERED, END_TO_END, RelayStatus};
 use super::{BrokerContext, KafkaConfig};
 use crate::backoff::Backoff;
 use crate::bus::cursor::DurableCursor;
+use crate::registry::Registry;
 use crate::registry::message::Message;
 use crate::registry::port::LogEntry;
-use crate::registry::Registry;
 
 /// Log messages produced per batch.
 const BATCH: usize = 1000;

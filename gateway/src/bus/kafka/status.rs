@@ -1,11 +1,11 @@
 //! What the relay reports: broker state, lag, delivery errors (for readiness and `/metrics`).
 //! State changes are logged once, at warn level when the broker becomes unreachable.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::sync::lock;
 
@@ -146,10 +146,12 @@ mod tests {
         let report = status.report(9);
         assert_eq!(report["stuck_at_sequence"], 5);
         assert_eq!(report["delivered_sequence"], 4, "not advanced past it");
-        assert!(report["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("log entry 5"));
+        assert!(
+            report["last_error"]
+                .as_str()
+                .unwrap()
+                .contains("log entry 5")
+        );
         status.delivered(5, false);
         assert_eq!(status.report(9)["stuck_at_sequence"], Value::Null);
     }
