@@ -2,18 +2,18 @@
 //! validates every event against its receiver's JSON Schema, acknowledges only what is durable,
 //! and publishes everything from a durable log.
 
-pub mod backoff;
-pub mod bus;
+mod backoff;
+mod bus;
 pub mod cli;
 pub mod config;
-pub mod error_chain;
-pub mod graphql;
-pub mod http;
+mod error_chain;
+mod graphql;
+mod http;
 pub mod ingest;
 pub mod plugins;
 pub mod registry;
 pub mod schema;
 pub mod server;
 pub mod store;
-pub mod sync;
+mod sync;
 pub mod telemetry;

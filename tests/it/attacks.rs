@@ -83,7 +83,7 @@ async fn the_builtin_webhook_needs_the_ingest_token_once_one_is_set() {
         .await;
     assert_eq!(admin.0, StatusCode::CREATED, "{:?}", admin.1);
     let body = cdevent("s-1");
-    let signature = epr_gateway::ingest::signature::github_signature("gh", body.as_bytes());
+    let signature = crate::support::github_signature("gh", body.as_bytes());
     let (status, _) = gw
         .post_with(
             "/webhook/signed",
@@ -147,7 +147,7 @@ async fn one_path_cannot_claim_another_paths_ids_and_a_changed_resubmission_is_a
     let forged_id = answer["data"].as_str().unwrap().to_owned();
     // the real producer, on its signed path, is stored anyway, under its own id
     let real = cloudevent("dev.ci.build", "/ci/real", "build-7", json!({"real": true}));
-    let signature = epr_gateway::ingest::signature::github_signature("ci-secret", real.as_bytes());
+    let signature = crate::support::github_signature("ci-secret", real.as_bytes());
     let signed = [
         ("content-type", "application/cloudevents+json"),
         ("x-hub-signature-256", signature.as_str()),

@@ -344,7 +344,7 @@ async fn signed_sources_refuse_missing_and_bad_signatures_and_keep_headers() {
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let wrong_secret = epr_gateway::ingest::signature::github_signature("other", body.as_bytes());
+    let wrong_secret = crate::support::github_signature("other", body.as_bytes());
     let (status, _) = post(
         &gw,
         "/webhook/github",
@@ -358,7 +358,7 @@ async fn signed_sources_refuse_missing_and_bad_signatures_and_keep_headers() {
         before,
         "refused bodies are not stored"
     );
-    let good = epr_gateway::ingest::signature::github_signature("gh-secret", body.as_bytes());
+    let good = crate::support::github_signature("gh-secret", body.as_bytes());
     let (status, answer) = post(
         &gw,
         "/webhook/github",
@@ -498,7 +498,7 @@ async fn sources_from_the_config_file_and_the_api_survive_restarts() {
     ];
     let mut gw = Gateway::start_in(&dir, &env).await;
     let body = cdevent("0.5.0", "build", "finished", "0.3.0", "f-1", json!({})).to_string();
-    let sig = epr_gateway::ingest::signature::github_signature("file-secret", body.as_bytes());
+    let sig = crate::support::github_signature("file-secret", body.as_bytes());
     let (status, answer) = post(
         &gw,
         "/webhook/from-file",

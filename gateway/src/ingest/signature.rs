@@ -64,6 +64,23 @@ pub fn verify(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), SignatureError> {
+    verify_at(
+        scheme,
+        secret,
+        headers,
+        body,
+        chrono::Utc::now().timestamp(),
+    )
+}
+
+/// [`verify`] at Unix time `now` (what a signature's timestamp is checked against).
+fn verify_at(
+    scheme: Scheme,
+    secret: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: i64,
+) -> Result<(), SignatureError> {
     match scheme {
         Scheme::None => Ok(()),
         Scheme::Github => {
@@ -85,7 +102,7 @@ pub fn verify(
             let timestamp = header(headers, "webhook-timestamp")?;
             let signatures = header(headers, "webhook-signature")?;
             let sent: i64 = timestamp.parse().map_err(|_| SignatureError::Mismatch)?;
-            if (chrono::Utc::now().timestamp() - sent).abs() > TOLERANCE_SECS {
+            if (now - sent).abs() > TOLERANCE_SECS {
                 return Err(SignatureError::Stale);
             }
             let b64 = base64::engine::general_purpose::STANDARD;
@@ -123,65 +140,79 @@ pub fn standard_webhooks_key(secret: &str) -> Result<Vec<u8>, base64::DecodeErro
         .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
 }
 
-/// The GitHub-style header value for `body` (for clients and tests).
-pub fn github_signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = mac(secret.as_bytes());
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
-    #[test]
-    fn github_signatures_are_checked() {
-        let body = br#"{"a":1}"#;
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn github_signatures_match_githubs_published_example() {
+        // docs.github.com, "Validating webhook deliveries": this secret, this payload, this
+        // signature
+        let secret = "It's a Secret to Everybody";
+        let body = b"Hello, World!";
+        let published = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        let signed = headers(&[("x-hub-signature-256", published)]);
+        assert_eq!(verify(Scheme::Github, secret, &signed, body), Ok(()));
         assert_eq!(
-            verify(Scheme::Github, "s3cret", &h, body),
-            Err(SignatureError::Missing("x-hub-signature-256"))
-        );
-        h.insert(
-            "x-hub-signature-256",
-            HeaderValue::from_str(&github_signature("s3cret", body)).unwrap(),
-        );
-        assert_eq!(verify(Scheme::Github, "s3cret", &h, body), Ok(()));
-        assert_eq!(
-            verify(Scheme::Github, "other", &h, body),
+            verify(Scheme::Github, "another secret", &signed, body),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
-            verify(Scheme::Github, "s3cret", &h, b"{}"),
+            verify(Scheme::Github, secret, &signed, b"Hello, World?"),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(Scheme::Github, secret, &HeaderMap::new(), body),
+            Err(SignatureError::Missing("x-hub-signature-256"))
+        );
+        let unprefixed = headers(&[("x-hub-signature-256", &published[7..])]);
+        assert_eq!(
+            verify(Scheme::Github, secret, &unprefixed, body),
             Err(SignatureError::Mismatch)
         );
     }
 
     #[test]
-    fn standard_webhooks_signatures_are_checked() {
-        // Key "test-key", as a whsec_ secret.
-        let secret = format!(
-            "whsec_{}",
-            base64::engine::general_purpose::STANDARD.encode("test-key")
-        );
-        let body = b"{}";
-        let now = chrono::Utc::now().timestamp().to_string();
-        let mut mac = mac(b"test-key");
-        mac.update(format!("msg_1.{now}.").as_bytes());
-        mac.update(body);
-        let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-        let mut h = HeaderMap::new();
-        h.insert("webhook-id", HeaderValue::from_static("msg_1"));
-        h.insert("webhook-timestamp", HeaderValue::from_str(&now).unwrap());
-        h.insert(
-            "webhook-signature",
-            HeaderValue::from_str(&format!("v1,bm90IGl0 v1,{sig}")).unwrap(),
-        );
-        assert_eq!(verify(Scheme::StandardWebhooks, &secret, &h, body), Ok(()));
-        h.insert("webhook-timestamp", HeaderValue::from_static("1000000000"));
+    fn standard_webhooks_signatures_match_the_specifications_example() {
+        // the Standard Webhooks specification's example: this secret, id, timestamp, body and
+        // signature
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let body = br#"{"test": 2432232314}"#;
+        let sent = 1_614_265_330;
+        let signed = |signatures: &str| {
+            headers(&[
+                ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+                ("webhook-timestamp", "1614265330"),
+                ("webhook-signature", signatures),
+            ])
+        };
+        let published = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+        let check = |h: &HeaderMap, secret: &str, now: i64| {
+            verify_at(Scheme::StandardWebhooks, secret, h, body, now)
+        };
+        assert_eq!(check(&signed(published), secret, sent), Ok(()));
+        // the key is the base64 after whsec_; the prefix is optional
+        assert_eq!(check(&signed(published), &secret[6..], sent), Ok(()));
+        // one good signature among others (key rotation) is enough
+        let rotated = format!("v1,bm90IGl0 {published}");
+        assert_eq!(check(&signed(&rotated), secret, sent), Ok(()));
         assert_eq!(
-            verify(Scheme::StandardWebhooks, &secret, &h, body),
+            check(&signed("v1,bm90IGl0"), secret, sent),
+            Err(SignatureError::Mismatch)
+        );
+        // within five minutes of the timestamp only
+        assert_eq!(check(&signed(published), secret, sent + 299), Ok(()));
+        assert_eq!(
+            check(&signed(published), secret, sent + 301),
             Err(SignatureError::Stale)
         );
     }

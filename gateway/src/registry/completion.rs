@@ -56,9 +56,6 @@ mod tests {
         fn new_id(&mut self) -> (String, DateTime<Utc>) {
             unreachable!("the rule makes no ids")
         }
-        fn receiver(&self, _: &str) -> Result<Option<Receiver>, StoreError> {
-            unreachable!("the rule reads no receivers")
-        }
         fn group(&self, _: &str) -> Result<Option<Group>, StoreError> {
             unreachable!("the rule reads groups through groups_of_receiver")
         }

@@ -50,8 +50,6 @@ pub type Work = Box<dyn FnOnce(&mut dyn Txn) -> Result<Committed, RegistryError>
 pub trait Txn {
     /// A fresh id, greater than every id made before, and the time it stands for.
     fn new_id(&mut self) -> (String, DateTime<Utc>);
-    /// A receiver by id.
-    fn receiver(&self, id: &str) -> Result<Option<Receiver>, StoreError>;
     /// A group by id.
     fn group(&self, id: &str) -> Result<Option<Group>, StoreError>;
     /// Every group that has `receiver_id` as a member.

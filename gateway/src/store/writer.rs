@@ -362,10 +362,6 @@ impl Txn for SledTxn<'_> {
         (ulid.to_string(), DateTime::<Utc>::from(ulid.datetime()))
     }
 
-    fn receiver(&self, id: &str) -> Result<Option<Receiver>, StoreError> {
-        self.get(TreeId::Receivers, id.as_bytes())
-    }
-
     fn group(&self, id: &str) -> Result<Option<Group>, StoreError> {
         self.get(TreeId::Groups, id.as_bytes())
     }

@@ -1,12 +1,15 @@
 //! Test harness, by job: the gateway process ([`process`]), an HTTP client of it ([`api`]), the
-//! Kafka broker ([`broker`]) and the Python scripts ([`python`]).
+//! Kafka broker ([`broker`]), the Python scripts ([`python`]) and signing as senders do
+//! ([`sign`]).
 
 pub mod api;
 pub mod broker;
 pub mod process;
 pub mod python;
+pub mod sign;
 
 pub use api::{Api, Until, client, error_of, event_body, receiver_body};
 pub use broker::Broker;
 pub use process::{Gateway, binary, wasm, wasm_path};
 pub use python::run_python;
+pub use sign::github_signature;

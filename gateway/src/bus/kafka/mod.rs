@@ -15,7 +15,6 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
 use tokio::sync::watch;
 
-pub use record::{PAYLOAD_REF_HEADER, Record, record};
 pub use relay::spawn;
 pub use status::RelayStatus;
 
