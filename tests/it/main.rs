@@ -14,6 +14,7 @@ mod kafka;
 mod lifecycle;
 mod openapi;
 mod plugins;
+mod readme;
 mod rest_api;
 mod stream;
 mod tour;

@@ -1144,6 +1144,26 @@ async fn capabilities_come_from_the_grants_and_emitting_is_capped() {
 }
 
 #[tokio::test]
+async fn a_plugin_tells_host_errors_apart_by_kind() {
+    let gw = Gateway::start().await;
+    // http granted, key-value not, no receiver to emit to
+    hostile(
+        &gw,
+        "tell-apart",
+        json!({"capabilities": ["emit-event", "http"]}),
+    )
+    .await;
+    let receiver = gw.receiver("test.kinds").await;
+    gw.event(&receiver, "app", true).await;
+    let letter = first_dead_letter(&gw, "hostile-tell-apart").await;
+    assert_eq!(
+        letter["error"],
+        r#"told apart: [Some("not-granted(key-value)"), Some("forbidden"), Some("invalid")]"#,
+        "kv-get without the capability, a receiver the grants do not name, a bad URL"
+    );
+}
+
+#[tokio::test]
 async fn a_plugin_cannot_flood_its_store_the_log_or_its_errors() {
     let gw = Gateway::start().await;
     hostile(&gw, "kv-flood", json!({"capabilities": ["key-value"]})).await;

@@ -187,7 +187,8 @@ fn locate(json: &Value, detail: &str) -> Option<String> {
     find(json, quoted, &mut path).then(|| path.join("."))
 }
 
-/// A deterministic id from the content: hex SHA-256 of the canonical JSON (sorted keys).
+/// A deterministic id from the content: the first 16 bytes of the SHA-256 of its JSON text
+/// with sorted keys, as 32 hex digits.
 fn content_id(json: &Value) -> String {
     let digest = Sha256::digest(json.to_string().as_bytes());
     hex::encode(&digest[..16])

@@ -64,7 +64,7 @@ fn world_of(engine: &PluginEngine, component: &Component) -> Result<World, Plugi
             "the component exports both on-event and handle: a plugin is a watcher or a transform, not both".into(),
         )),
         (false, false) => Err(PluginError::Invalid(format!(
-            "the component is for neither world of epr:plugin@0.1.0: a watcher exports on-event, a transform exports handle (it exports: {})",
+            "the component is for neither world of epr:plugin@0.2.0: a watcher exports on-event, a transform exports handle (it exports: {})",
             if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") }
         ))),
     }

@@ -91,7 +91,7 @@ impl Loaded {
         })?;
         let mismatch = |e: wasmtime::Error| {
             PluginError::Invalid(format!(
-                "the component's exports do not match the {world:?} world of epr:plugin@0.1.0: {e:#}"
+                "the component's exports do not match the {world:?} world of epr:plugin@0.2.0: {e:#}"
             ))
         };
         let pre = match world {

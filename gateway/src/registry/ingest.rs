@@ -55,7 +55,8 @@ pub struct Ingested {
     pub path: String,
 }
 
-/// A fingerprint of what was posted (the payload as it will be stored, before transforms).
+/// A fingerprint of what was posted (the payload as it will be stored, before transforms): the
+/// first 16 bytes of its SHA-256, as 32 hex digits.
 fn content_hash(payload: &RawValue) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(&Sha256::digest(payload.get().as_bytes())[..16])

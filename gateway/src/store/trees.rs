@@ -35,7 +35,8 @@ pub(crate) enum TreeId {
     Dedup,
     /// Setting key (e.g. `webhook/<id>`) → setting JSON.
     Settings,
-    /// Blob key (e.g. `plugin/<name>`) → bytes (plugin components and their compiled form).
+    /// Blob key (`plugin-component/<name>`, `plugin-artifact/<name>`: see `plugins::keys`) →
+    /// bytes (plugin components and their compiled form).
     /// In a sled tree of its own: values of a megabyte beside the log's tail made every split
     /// of that node rewrite them.
     Blobs,

@@ -35,12 +35,50 @@ pub mod watcher {
     });
 
     pub use epr::plugin::host;
+    pub use epr::plugin::host::HostError;
     pub use epr::plugin::logging::{self, Level};
     pub use epr::plugin::types::{Capability, Cloudevent, Nvrpp, Subscription};
 
     /// Logs `message` at info level.
     pub fn info(message: &str) {
         logging::log(Level::Info, message);
+    }
+}
+
+/// The WIT name of a capability.
+pub fn capability_name(capability: watcher::Capability) -> &'static str {
+    match capability {
+        watcher::Capability::EmitEvent => "emit-event",
+        watcher::Capability::Http => "http",
+        watcher::Capability::KeyValue => "key-value",
+    }
+}
+
+impl watcher::HostError {
+    /// What went wrong, in words (its `Display` is the generated debug form).
+    pub fn message(&self) -> String {
+        match self {
+            watcher::HostError::NotGranted(capability) => format!(
+                "capability {} is not granted (the manifest must ask for it and the operator's grants name it)",
+                capability_name(*capability)
+            ),
+            watcher::HostError::Forbidden(why)
+            | watcher::HostError::Invalid(why)
+            | watcher::HostError::Unavailable(why) => why.clone(),
+        }
+    }
+
+    /// Whether the same call may succeed later (only `unavailable` may).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, watcher::HostError::Unavailable(_))
+    }
+}
+
+/// So that `?` on a host call works in a function returning `Result<_, String>` (as
+/// `on-event` does): the error's message.
+impl From<watcher::HostError> for String {
+    fn from(error: watcher::HostError) -> String {
+        error.message()
     }
 }
 
@@ -74,8 +112,8 @@ pub mod transform {
         default_bindings_module: "epr_plugin_sdk::transform",
         // the same types as the watcher world's, so that helpers serve both
         with: {
-            "epr:plugin/types@0.1.0": crate::watcher::epr::plugin::types,
-            "epr:plugin/logging@0.1.0": crate::watcher::epr::plugin::logging,
+            "epr:plugin/types@0.2.0": crate::watcher::epr::plugin::types,
+            "epr:plugin/logging@0.2.0": crate::watcher::epr::plugin::logging,
         },
     });
 
