@@ -58,5 +58,7 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
         metrics::Unit::Bytes,
         "Bytes the store occupies on disk"
     );
+    // present from the start, so that an alert on it sees 0, not nothing
+    metrics::gauge!(crate::bus::log_stream::METRIC_READERS_STUCK).set(0.0);
     Ok(handle)
 }

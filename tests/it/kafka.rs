@@ -192,8 +192,38 @@ async fn every_message_kind_arrives_with_epr_value_cloudevents_headers_and_nvrpp
         let all = collector.0.lock().unwrap();
         check_records(&all, &e, &r, &g);
     }
-    let (_, ready) = gw.get("/healthz/readiness").await;
-    assert_eq!(ready["kafka"]["broker"], "ok", "{ready}");
+    // what readiness and the metrics say of a relay that delivered everything
+    let last = gw.last_sequence().await;
+    let mut ready = Value::Null;
+    for _ in 0..100 {
+        ready = gw.get("/healthz/readiness").await.1;
+        if ready["kafka"]["delivered_sequence"] == last {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kafka = &ready["kafka"];
+    assert_eq!(kafka["broker"], "ok", "{ready}");
+    assert_eq!(kafka["delivered_sequence"], last, "{ready}");
+    assert_eq!(kafka["lag_messages"], 0, "{ready}");
+    assert_eq!(kafka["lag_seconds"], 0.0, "{ready}");
+    assert_eq!(kafka["stuck_at_sequence"], Value::Null, "{ready}");
+    let metrics = gw.metrics().await;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in:\n{metrics}"))
+    };
+    assert_eq!(value("epr_kafka_broker_up"), 1.0);
+    assert_eq!(value("epr_kafka_relay_lag_messages"), 0.0);
+    assert_eq!(value("epr_kafka_relay_stuck"), 0.0);
+    assert_eq!(value("epr_log_readers_stuck"), 0.0);
+    assert!(value("epr_kafka_messages_delivered_total") >= last as f64);
+    assert!(
+        value("epr_kafka_end_to_end_seconds_count") >= 2.0,
+        "each event's time to the broker is measured"
+    );
 }
 
 /// What every record, and the records of each kind, must hold.

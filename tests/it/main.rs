@@ -6,6 +6,7 @@
 mod support;
 
 mod attacks;
+mod claims;
 mod cli;
 mod cloudevents;
 mod graphql;

@@ -1144,6 +1144,45 @@ async fn capabilities_come_from_the_grants_and_emitting_is_capped() {
 }
 
 #[tokio::test]
+async fn a_plugin_opens_no_socket_and_its_metrics_say_what_it_did() {
+    let gw = Gateway::start().await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    // http granted for the address too: sockets are not HTTP, nothing grants them
+    hostile(
+        &gw,
+        "socket",
+        json!({"allowed_hosts": [address.clone()], "config": {"address": address}}),
+    )
+    .await;
+    let receiver = gw.receiver("test.sockets").await;
+    gw.event(&receiver, "app", true).await;
+    let letter = first_dead_letter(&gw, "hostile-socket").await;
+    let error = letter["error"].as_str().unwrap();
+    assert!(error.starts_with("no socket: "), "{error}");
+    assert!(
+        listener.accept().is_err(),
+        "nothing connected to the listener"
+    );
+    // the failed call is in every per-plugin metric
+    let metrics = gw.metrics().await;
+    for line in [
+        r#"epr_plugin_calls_total{plugin="hostile-socket"} 1"#,
+        r#"epr_plugin_failures_total{plugin="hostile-socket"} 1"#,
+        r#"epr_plugin_dead_letters_total{plugin="hostile-socket"} 1"#,
+        r#"epr_plugin_call_duration_seconds_count{plugin="hostile-socket"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+    let peak = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"epr_plugin_memory_peak_bytes{plugin="hostile-socket"} "#))
+        .expect("the memory peak");
+    assert!(peak.parse::<f64>().unwrap() > 0.0, "{peak}");
+}
+
+#[tokio::test]
 async fn a_plugin_tells_host_errors_apart_by_kind() {
     let gw = Gateway::start().await;
     // http granted, key-value not, no receiver to emit to

@@ -58,3 +58,22 @@ impl Caller {
         }
     }
 }
+
+/// Says which limit a refused query is over: async-graphql's own words ("Query is nested too
+/// deep.", "Query is too complex.") name none.
+pub fn explain_limits(response: &mut async_graphql::Response) {
+    for error in &mut response.errors {
+        match error.message.as_str() {
+            "Query is nested too deep." => {
+                error.message =
+                    format!("the query is nested too deep: at most {MAX_DEPTH} levels of fields")
+            }
+            "Query is too complex." => {
+                error.message = format!(
+                    "the query is too complex: at most {MAX_COMPLEXITY} (a field counts 1, a list's fields once per item its limit allows)"
+                )
+            }
+            _ => {}
+        }
+    }
+}

@@ -2,6 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
@@ -19,33 +20,43 @@ impl FromRequest<AppState> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let deadline = state.limits.body_timeout;
-        tokio::time::timeout(deadline, Bytes::from_request(req, state))
+        let limit = state.limits.max_body_bytes;
+        read_body(req, state, limit, "request body too large")
             .await
-            .map_err(|_| {
-                ApiError::Status(
-                    StatusCode::REQUEST_TIMEOUT,
-                    format!(
-                        "request timeout: the body did not arrive within {} s",
-                        deadline.as_secs_f64()
-                    ),
-                )
-            })?
             .map(RawBody)
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::Status(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!(
-                            "request body too large: the limit is {} bytes",
-                            state.limits.max_body_bytes
-                        ),
-                    )
-                } else {
-                    ApiError::invalid(rejection.body_text())
-                }
-            })
     }
+}
+
+/// The body of `req`, at most `limit` bytes (413 saying `too_large` and the limit beyond it),
+/// arrived whole within the body deadline (408 otherwise).
+pub async fn read_body(
+    req: Request,
+    state: &AppState,
+    limit: usize,
+    too_large: &str,
+) -> Result<Bytes, ApiError> {
+    let deadline = state.limits.body_timeout;
+    let read = axum::body::to_bytes(req.into_body(), limit);
+    let bytes = tokio::time::timeout(deadline, read).await.map_err(|_| {
+        ApiError::Status(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "request timeout: the body did not arrive within {} s",
+                deadline.as_secs_f64()
+            ),
+        )
+    })?;
+    bytes.map_err(|e| {
+        let over_limit = std::error::Error::source(&e)
+            .is_some_and(|cause| cause.is::<http_body_util::LengthLimitError>());
+        match over_limit {
+            true => ApiError::Status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("{too_large}: the limit is {limit} bytes"),
+            ),
+            false => ApiError::invalid(format!("cannot read the body: {e}")),
+        }
+    })
 }
 
 /// A JSON request body. Any content type is accepted (EPR's clients do not all send one);

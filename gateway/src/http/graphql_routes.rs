@@ -43,7 +43,9 @@ async fn query(
         admin: admin.is_ok(),
         ingest: ingest.is_ok(),
     };
-    schema.execute(request.data(caller)).await.into()
+    let mut response = schema.execute(request.data(caller)).await;
+    graphql::explain_limits(&mut response);
+    response.into()
 }
 
 /// The GraphiQL page.

@@ -1,7 +1,6 @@
 //! The plugin management API: upload, list, get, enable/disable, replace, delete, dead letters.
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -11,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::envelope::{ApiError, Envelope, ErrorBody, ok};
-use super::extract::{AdminAuth, JsonBody, Params};
+use super::extract::{AdminAuth, JsonBody, Params, read_body};
 use crate::plugins::grants::Grants;
 use crate::plugins::manager::PluginPatch;
 
@@ -27,7 +26,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(one, update, replace, remove))
         .routes(routes!(dead_letters))
         .routes(routes!(redrive))
-        .layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES))
 }
 
 /// An uploaded component (up to [`MAX_COMPONENT_BYTES`]).
@@ -37,16 +35,7 @@ impl FromRequest<AppState> for Component {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::Status(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("component too large: the limit is {MAX_COMPONENT_BYTES} bytes"),
-                )
-            } else {
-                ApiError::invalid(rejection.body_text())
-            }
-        })?;
+        let bytes = read_body(req, state, MAX_COMPONENT_BYTES, "component too large").await?;
         if bytes.is_empty() {
             return Err(ApiError::invalid(
                 "the body is empty: send the .wasm component (curl --data-binary @plugin.wasm -H 'content-type: application/wasm')",

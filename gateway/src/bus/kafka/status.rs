@@ -45,6 +45,8 @@ impl RelayStatus {
     /// A relay that has delivered everything up to `cursor`, and not yet reached the broker.
     pub fn new(cursor: u64) -> Self {
         metrics::gauge!(BROKER_UP).set(0.0);
+        // present from the start, so that an alert on it sees 0, not nothing
+        metrics::gauge!(STUCK).set(0.0);
         RelayStatus {
             broker: AtomicU8::new(CONNECTING),
             delivered_seq: AtomicU64::new(cursor),
