@@ -4,11 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Gateway, binary, error_of, event_body, receiver_body};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::support::{Gateway, binary, error_of, event_body, receiver_body};
 
 const INGEST: &str = "ingest-s3cret";
 

@@ -4,9 +4,10 @@
 use std::process::Output;
 use std::time::Duration;
 
+use serde_json::{Value, json};
+
 use crate::support;
 use crate::support::{Gateway, binary};
-use serde_json::{Value, json};
 
 /// Runs the CLI with `args` against `gw` (token `token`, if any).
 async fn cli(gw: &Gateway, token: Option<&str>, args: &[&str]) -> Output {

@@ -1,10 +1,11 @@
 //! `POST /api/v1/cloudevents`: the CloudEvents HTTP binding (structured, binary, batch), routing
 //! to receivers, idempotency, the webhook handshake, and the CloudEvents Python SDK.
 
-use crate::support;
-use crate::support::{Gateway, error_of};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+
+use crate::support;
+use crate::support::{Gateway, error_of};
 
 const STRUCTURED: (&str, &str) = ("content-type", "application/cloudevents+json");
 

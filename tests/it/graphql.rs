@@ -1,10 +1,11 @@
 //! GraphQL at `/api/v1/graphql/query`: EPR's schema and the request shapes its clients send
 //! (`$obj` variables, JSON as a string), against the real gateway over HTTP.
 
-use crate::support;
-use crate::support::{Api, Gateway};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+
+use crate::support;
+use crate::support::{Api, Gateway};
 
 const RECEIVER_FIELDS: &str = "id,name,type,version,description,schema,fingerprint,created_at";
 const EVENT_FIELDS: &str = "id,name,version,release,platform_id,package,description,payload,event_receiver_id,success,created_at";

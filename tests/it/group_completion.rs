@@ -1,9 +1,10 @@
 //! Group completion as EPR-API.md states it, observed where users see it: the log's
 //! group-complete messages.
 
-use crate::support::Gateway;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+
+use crate::support::Gateway;
 
 /// Group-complete messages of type `kind` in the log: (triggering event id, unit name, message id).
 async fn completions(gw: &Gateway, kind: &str) -> Vec<(String, String, String)> {

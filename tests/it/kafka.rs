@@ -6,8 +6,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support;
-use crate::support::{Api, Broker, Gateway, Until, event_body};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message as _};
@@ -15,6 +13,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+use crate::support;
+use crate::support::{Api, Broker, Gateway, Until, event_body};
 
 const TOPIC: &str = "test.events";
 const PARTITIONS: i32 = 3;

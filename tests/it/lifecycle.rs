@@ -4,8 +4,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::support::{Api, Gateway, Until, binary};
 use reqwest::StatusCode;
+
+use crate::support::{Api, Gateway, Until, binary};
 
 /// Posts events from `tasks` concurrent clients until the server stops answering; returns the
 /// ids that were acknowledged with 200 (every third event of a client is a failure).

@@ -1,9 +1,10 @@
 //! `GET /api/v1/openapi`: a valid OpenAPI 3.1 document listing every route the gateway serves.
 
-use crate::support;
-use crate::support::{Gateway, run_python};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+
+use crate::support;
+use crate::support::{Gateway, run_python};
 
 /// Every route of the gateway, as a user finds them in the README.
 const ROUTES: &[(&str, &str)] = &[

@@ -6,8 +6,6 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support;
-use crate::support::{Api, Gateway, Until, error_of, event_body, wasm};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
@@ -16,6 +14,9 @@ use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Sha256;
+
+use crate::support;
+use crate::support::{Api, Gateway, Until, error_of, event_body, wasm};
 
 /// Uploads a component with `grants`, under `name` if given.
 async fn upload(
@@ -832,7 +833,16 @@ async fn replace_and_delete_while_events_flow() {
         "no call on the old revision after the switch"
     );
 
-    // deleted while events flow: nothing is handled once DELETE has answered
+    // deleted while events flow: nothing is handled once DELETE has answered. A second
+    // firer, kept, shows when the log has been read to its end: a deleted watcher that merely
+    // lagged would pass a check without it
+    install(
+        &gw,
+        "webhook_firer",
+        hook.grants("/control", SECRET),
+        Some("control-firer"),
+    )
+    .await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let load = {
         let api = gw.api.clone();
@@ -847,15 +857,31 @@ async fn replace_and_delete_while_events_flow() {
         .call(Method::DELETE, "/api/v1/plugins/webhook-firer", None, None)
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    let after_delete = hook.received().len();
+    let deleted_ones = || {
+        hook.received()
+            .iter()
+            .filter(|r| r.path != "/control")
+            .count()
+    };
+    let after_delete = deleted_ones();
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.send_replace(true);
-    load.await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let acked = load.await.unwrap();
+    assert!(acked.len() > 10, "events flowed: {}", acked.len());
+    until("the control firer delivered every event", || async {
+        let controlled: std::collections::HashSet<String> = hook
+            .received()
+            .iter()
+            .filter(|r| r.path == "/control")
+            .map(|r| r.headers["ce-id"].to_str().unwrap().to_owned())
+            .collect();
+        acked.iter().all(|id| controlled.contains(id)).then_some(())
+    })
+    .await;
     assert_eq!(
-        hook.received().len(),
+        deleted_ones(),
         after_delete,
-        "a deleted plugin handles nothing"
+        "a deleted plugin handles nothing, though the log was read to its end"
     );
     let (status, _) = gw.get("/api/v1/plugins/webhook-firer").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

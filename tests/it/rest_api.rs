@@ -1,8 +1,9 @@
 //! EPR's REST API over real HTTP: every route, every error of EPR-API.md, search, auth, limits.
 
-use crate::support::{Gateway, error_of, event_body, receiver_body};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+
+use crate::support::{Gateway, error_of, event_body, receiver_body};
 
 /// Last log sequence number and number of events: together, "was anything stored?".
 async fn stored(gw: &Gateway) -> (u64, usize) {

@@ -1,8 +1,10 @@
 //! `GET /api/v1/stream`: the log as Server-Sent Events, in order, live, resumable, filterable.
 
-use crate::support::{Gateway, error_of};
 use reqwest::StatusCode;
 use serde_json::json;
+
+use crate::support::api::read_messages;
+use crate::support::{Gateway, error_of};
 
 #[tokio::test]
 async fn every_message_arrives_in_order_with_its_sequence_as_id() {
@@ -90,12 +92,11 @@ async fn resuming_after_last_event_id_skips_what_was_seen() {
 async fn new_messages_are_delivered_live() {
     let gw = Gateway::start().await;
     let a = gw.receiver("dev.a").await;
-    let api = gw.api.clone();
-    let reader = tokio::spawn(async move { api.stream("?type=dev.", None, 2).await });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // connected first: the events are written while the stream is open
+    let open = gw.open_stream("?type=dev.", None).await;
     let e1 = gw.event(&a, "app", true).await;
     let e2 = gw.event(&a, "app", false).await;
-    let got = reader.await.unwrap();
+    let got = read_messages(open, "?type=dev.", 2).await;
     assert_eq!(got[0].1["id"], e1);
     assert_eq!(got[1].1["id"], e2);
     assert_eq!((got[0].0, got[1].0), (2, 3));

@@ -1,13 +1,14 @@
 //! CDViz-style webhooks: `POST /webhook/{id}` with CDEvents of spec 0.3, 0.4 and 0.5, raw or in a
 //! CloudEvent, signatures, kept headers, and the sources' admin API and config file.
 
-use crate::support;
-use crate::support::{Api, Gateway, error_of};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sha2::Sha256;
+
+use crate::support;
+use crate::support::{Api, Gateway, error_of};
 
 /// A CDEvent of spec `spec` (0.3/0.4 put the version under `context.version`).
 fn cdevent(

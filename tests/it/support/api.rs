@@ -200,6 +200,13 @@ impl Api {
         last_event_id: Option<u64>,
         count: usize,
     ) -> Vec<(u64, Value)> {
+        let response = self.open_stream(query, last_event_id).await;
+        read_messages(response, query, count).await
+    }
+
+    /// Opens the SSE stream at `query`: once this returns, the gateway is following the log
+    /// for this reader (read it with [`read_messages`]).
+    pub async fn open_stream(&self, query: &str, last_event_id: Option<u64>) -> reqwest::Response {
         let mut request = self
             .http
             .get(self.url(&format!("/api/v1/stream{query}")))
@@ -210,43 +217,7 @@ impl Api {
         let response = request.send().await.expect("stream opened");
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
-        let mut body = response.bytes_stream();
-        let mut buffer = String::new();
-        let mut messages = Vec::new();
-        let read = async {
-            while messages.len() < count {
-                let chunk = body
-                    .next()
-                    .await
-                    .expect("stream still open")
-                    .expect("chunk");
-                buffer.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
-                while let Some(end) = buffer.find("\n\n") {
-                    let block: String = buffer.drain(..end + 2).collect();
-                    let mut id = None;
-                    let mut data = None;
-                    for line in block.lines() {
-                        if let Some(v) = line.strip_prefix("id: ") {
-                            id = Some(v.parse::<u64>().expect("numeric id"));
-                        } else if let Some(v) = line.strip_prefix("data: ") {
-                            data = Some(serde_json::from_str::<Value>(v).expect("JSON data"));
-                        }
-                    }
-                    if let (Some(id), Some(data)) = (id, data) {
-                        messages.push((id, data));
-                    }
-                }
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(15), read)
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "stream{query} gave only {} of {count} messages",
-                    messages.len()
-                )
-            });
-        messages
+        response
     }
 
     /// Last durable log sequence number, from `/healthz/status`.
@@ -293,4 +264,50 @@ pub fn error_of(answer: &Value) -> String {
         .unwrap_or_else(|| panic!("no errors in {answer}"));
     assert_eq!(errors.len(), 1, "{answer}");
     errors[0].as_str().expect("string").to_owned()
+}
+
+/// Reads `count` messages from an open SSE stream (opened at `query`): `(sequence, message)`
+/// pairs. Panics after 15 s.
+pub async fn read_messages(
+    response: reqwest::Response,
+    query: &str,
+    count: usize,
+) -> Vec<(u64, Value)> {
+    let mut body = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut messages = Vec::new();
+    let read = async {
+        while messages.len() < count {
+            let chunk = body
+                .next()
+                .await
+                .expect("stream still open")
+                .expect("chunk");
+            buffer.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+            while let Some(end) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..end + 2).collect();
+                let mut id = None;
+                let mut data = None;
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        id = Some(v.parse::<u64>().expect("numeric id"));
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data = Some(serde_json::from_str::<Value>(v).expect("JSON data"));
+                    }
+                }
+                if let (Some(id), Some(data)) = (id, data) {
+                    messages.push((id, data));
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), read)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "stream{query} gave only {} of {count} messages",
+                messages.len()
+            )
+        });
+    messages
 }
