@@ -430,29 +430,12 @@ async fn a_gateway_killed_under_load_delivers_every_acknowledged_message_after_r
     );
 }
 
-/// Posts events to `receiver` from 8 clients until `stop` turns true; returns the acknowledged ids.
-fn load(
-    gw: &Gateway,
-    receiver: &str,
-) -> (
-    tokio::sync::watch::Sender<bool>,
-    tokio::task::JoinHandle<Vec<String>>,
-) {
-    let (api, receiver) = (gw.api.clone(), receiver.to_owned());
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let load = tokio::spawn(async move {
-        api.post_load(&receiver, 8, |_| true, Until::Stopped(stop))
-            .await
-    });
-    (stop_tx, load)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_hangs_under_load_gets_every_acknowledged_message_when_it_recovers() {
     let broker = Broker::start().await;
     let gw = gateway(&broker, &[], None).await;
     let receiver = gw.receiver("dev.chaos").await;
-    let (stop, load) = load(&gw, &receiver);
+    let (stop, load) = gw.spawn_load(&receiver, 8);
     tokio::time::sleep(Duration::from_millis(500)).await;
     // longer than the message timeout (3 s): produce requests time out and are retried
     broker.freeze(true);
@@ -475,7 +458,7 @@ async fn broker_restarted_under_load(keep_storage: bool) -> (Broker, Gateway, Ve
     let mut broker = Broker::start().await;
     let gw = gateway(&broker, &[], None).await;
     let receiver = gw.receiver("dev.chaos").await;
-    let (stop, load) = load(&gw, &receiver);
+    let (stop, load) = gw.spawn_load(&receiver, 8);
     tokio::time::sleep(Duration::from_millis(700)).await;
     broker.stop().await;
     let died = ulid::Ulid::new().timestamp_ms();

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::support;
-use crate::support::{Api, Gateway, Until, error_of, event_body, wasm};
+use crate::support::{Api, Gateway, error_of, event_body, wasm};
 
 /// Uploads a component with `grants`, under `name` if given.
 async fn upload(
@@ -791,15 +791,7 @@ async fn replace_and_delete_while_events_flow() {
     let receiver = gw.receiver("test.fire").await;
 
     // events flow while the plugin is replaced (new grants: another path)
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let load = {
-        let api = gw.api.clone();
-        let receiver = receiver.clone();
-        tokio::spawn(async move {
-            api.post_load(&receiver, 4, |_| true, Until::Stopped(stopped))
-                .await
-        })
-    };
+    let (stop, load) = gw.spawn_load(&receiver, 4);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let (status, answer) = send(
         &gw,
@@ -843,15 +835,7 @@ async fn replace_and_delete_while_events_flow() {
         Some("control-firer"),
     )
     .await;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let load = {
-        let api = gw.api.clone();
-        let receiver = receiver.clone();
-        tokio::spawn(async move {
-            api.post_load(&receiver, 4, |_| true, Until::Stopped(stopped))
-                .await
-        })
-    };
+    let (stop, load) = gw.spawn_load(&receiver, 4);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, answer) = gw
         .call(Method::DELETE, "/api/v1/plugins/webhook-firer", None, None)

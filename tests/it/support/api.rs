@@ -145,6 +145,25 @@ impl Api {
         futures::future::join_all(posts).await.concat()
     }
 
+    /// Starts [`Self::post_load`] of successful events from `tasks` clients in the background
+    /// until the returned sender says stop; the handle gives the acknowledged ids.
+    pub fn spawn_load(
+        &self,
+        receiver: &str,
+        tasks: usize,
+    ) -> (
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<Vec<String>>,
+    ) {
+        let (api, receiver) = (self.clone(), receiver.to_owned());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let load = tokio::spawn(async move {
+            api.post_load(&receiver, tasks, |_| true, Until::Stopped(stopped))
+                .await
+        });
+        (stop, load)
+    }
+
     /// GET `path`.
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.call(Method::GET, path, None, None).await
