@@ -872,6 +872,76 @@ async fn replace_and_delete_while_events_flow() {
 }
 
 #[tokio::test]
+async fn a_stored_plugin_that_no_longer_loads_can_be_replaced_or_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut gw = Gateway::start_in(&dir, &[]).await;
+    let hook = Hook::start(0).await;
+    install(&gw, "webhook_firer", hook.grants("/v1", SECRET), None).await;
+    install(
+        &gw,
+        "webhook_firer",
+        hook.grants("/v1", SECRET),
+        Some("firer-2"),
+    )
+    .await;
+    assert!(gw.terminate().await.success());
+    // what a component built for another contract is to this gateway: one that does not link
+    {
+        use epr_gateway::plugins::catalog;
+        use epr_gateway::registry::port::Store;
+        let sled = Arc::new(epr_gateway::store::SledStore::open(&dir).unwrap());
+        let store: Arc<dyn Store> = sled.clone();
+        for name in ["webhook-firer", "firer-2"] {
+            let record = catalog::record(store.as_ref(), name)
+                .unwrap()
+                .expect("stored");
+            let stale = (wasm("wrong_imports"), b"not an artifact".to_vec());
+            catalog::save(&store, &record, Some(stale)).await.unwrap();
+        }
+        drop(store);
+        Arc::into_inner(sled).expect("one owner").close().await;
+    }
+    let gw = Gateway::start_in(&dir, &[]).await;
+    let (status, _) = gw.get("/api/v1/plugins/webhook-firer").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not loaded");
+    let grants = hook.grants("/v2", SECRET);
+    let (status, answer) = upload(&gw, wasm("webhook_firer"), grants.clone(), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert!(error_of(&answer).contains("PUT"), "{answer}");
+    let (status, answer) = send(
+        &gw,
+        Method::PUT,
+        "/api/v1/plugins/webhook-firer",
+        wasm("webhook_firer"),
+        &grants,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["data"]["revision"], 2, "{answer}");
+    let receiver = gw.receiver("test.fire").await;
+    let id = gw.event(&receiver, "app", true).await;
+    until("the replaced firer fires", || async {
+        hook.received()
+            .iter()
+            .any(|r| r.path == "/v2" && r.headers["ce-id"] == id.as_str())
+            .then_some(())
+    })
+    .await;
+    // one that did not load can be deleted too, with everything it kept
+    let (status, answer) = gw
+        .call(Method::DELETE, "/api/v1/plugins/firer-2", None, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = upload(&gw, wasm("webhook_firer"), grants, Some("firer-2")).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "its name is free again: {answer}"
+    );
+}
+
+#[tokio::test]
 async fn plugins_survive_a_restart_and_can_be_disabled() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");

@@ -131,6 +131,11 @@ impl PluginManager {
         &self.services.registry
     }
 
+    /// The stored record of plugin `name`, loaded or not.
+    fn stored_record(&self, name: &str) -> Result<Option<PluginRecord>, PluginError> {
+        catalog::record(self.registry().store().as_ref(), name)
+    }
+
     /// The installed plugin `name`, or why there is none.
     fn installed(&self, name: &str) -> Result<Arc<Installed>, PluginError> {
         self.inventory
@@ -268,7 +273,7 @@ impl PluginManager {
         let (compiled, bytes) = self.compile(bytes).await?;
         grants.check_for(compiled.world)?;
         let name = name.unwrap_or_else(|| compiled.manifest.name.clone());
-        if self.inventory.get(&name).is_some() {
+        if self.stored_record(&name)?.is_some() {
             return Err(PluginError::Exists(name));
         }
         if compiled.world == World::Watcher {
@@ -305,26 +310,34 @@ impl PluginManager {
             grants.check()?;
         }
         let _one = self.manage.lock().await;
-        let old = self.installed(name)?;
+        // the installed revision, or a stored one that did not load at start (e.g. built for
+        // an earlier contract): replacing it is how it comes back
+        let (old, stats) = match self.inventory.get(name) {
+            Some(installed) => (installed.record.clone(), installed.loaded.stats().clone()),
+            None => (
+                self.stored_record(name)?
+                    .ok_or_else(|| PluginError::NotFound(name.to_owned()))?,
+                Arc::default(),
+            ),
+        };
         let (compiled, bytes) = self.compile(bytes).await?;
-        if compiled.manifest.name != old.record.manifest.name {
+        if compiled.manifest.name != old.manifest.name {
             return Err(PluginError::Invalid(format!(
                 "the new component's manifest names it {}, not {} (delete {name} and upload it instead)",
-                compiled.manifest.name, old.record.manifest.name
+                compiled.manifest.name, old.manifest.name
             )));
         }
-        let grants = grants.unwrap_or_else(|| old.record.grants.clone());
+        let grants = grants.unwrap_or_else(|| old.grants.clone());
         grants.check_for(compiled.world)?;
         let record = PluginRecord {
             world: compiled.world,
             manifest: compiled.manifest.clone(),
             grants,
-            revision: old.record.revision + 1,
+            revision: old.revision + 1,
             updated_at: Utc::now(),
-            ..old.record.clone()
+            ..old
         };
-        self.install_revision(record, compiled, bytes, old.loaded.stats().clone())
-            .await
+        self.install_revision(record, compiled, bytes, stats).await
     }
 
     /// Stores `compiled` (uploaded as `bytes`) as revision `record` and makes it current,
@@ -377,7 +390,8 @@ impl PluginManager {
     /// Deletes plugin `name` and everything it kept; once this returns, it handles nothing more.
     pub async fn delete(self: &Arc<Self>, name: &str) -> Result<(), PluginError> {
         let _one = self.manage.lock().await;
-        if self.inventory.remove(name).is_none() {
+        // a stored plugin that did not load is deleted as well
+        if self.inventory.remove(name).is_none() && self.stored_record(name)?.is_none() {
             return Err(PluginError::NotFound(name.to_owned()));
         }
         self.sync_runners().await;
