@@ -133,7 +133,8 @@ impl Hook {
             uri: axum::http::Uri,
             headers: HeaderMap,
             body: Bytes,
-        ) -> AxumStatus {
+        ) -> axum::response::Response {
+            use axum::response::IntoResponse;
             received.lock().unwrap().push(Received {
                 path: uri.path().to_owned(),
                 headers,
@@ -142,10 +143,12 @@ impl Hook {
             let failing = fail_first
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok();
-            match failing {
+            let status = match failing {
                 true => AxumStatus::INTERNAL_SERVER_ERROR,
                 false => AxumStatus::from_u16(status.load(Ordering::SeqCst)).unwrap(),
-            }
+            };
+            // where a redirect (a 3xx status) would send a client that follows it
+            (status, [("location", "/followed")]).into_response()
         }
         let shared: Shared = (
             Arc::default(),
@@ -1260,6 +1263,26 @@ async fn a_plugin_opens_no_socket_and_its_metrics_say_what_it_did() {
         .find_map(|l| l.strip_prefix(r#"epr_plugin_memory_peak_bytes{plugin="hostile-socket"} "#))
         .expect("the memory peak");
     assert!(peak.parse::<f64>().unwrap() > 0.0, "{peak}");
+}
+
+#[tokio::test]
+async fn a_plugin_gets_a_redirect_as_an_answer_and_is_not_taken_there() {
+    let gw = Gateway::start().await;
+    let hook = Hook::start(0).await;
+    hook.status.store(302, Ordering::SeqCst);
+    let url = format!("http://127.0.0.1:{}/first", hook.port);
+    hostile(
+        &gw,
+        "fetch",
+        json!({"allowed_hosts": [format!("127.0.0.1:{}", hook.port)], "config": {"url": url}}),
+    )
+    .await;
+    let receiver = gw.receiver("test.redirect").await;
+    gw.event(&receiver, "app", true).await;
+    let letter = first_dead_letter(&gw, "hostile-fetch").await;
+    assert_eq!(letter["error"], "reached it: 302", "{letter}");
+    let paths: Vec<String> = hook.received().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths, ["/first"], "the redirect was not followed");
 }
 
 #[tokio::test]
