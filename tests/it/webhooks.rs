@@ -306,26 +306,43 @@ fn standard_signature(key: &[u8], id: &str, timestamp: &str, body: &str) -> Stri
     )
 }
 
-#[tokio::test]
-async fn signed_sources_refuse_missing_and_bad_signatures_and_keep_headers() {
+/// PUTs webhook source `id` with the admin `token`.
+async fn put_source(
+    gw: &Gateway,
+    id: &str,
+    body: Value,
+    token: Option<&str>,
+) -> (StatusCode, Value) {
+    gw.call(
+        Method::PUT,
+        &format!("/api/v1/webhooks/{id}"),
+        Some(body.to_string()),
+        token,
+    )
+    .await
+}
+
+/// A gateway with the admin token `adm` and a GitHub-signed source `github` (secret
+/// `gh-secret`, keeping `X-GitHub-Delivery`).
+async fn with_github_source() -> Gateway {
     let gw = Gateway::start_with(&[("EPR_ADMIN_TOKEN", "adm")]).await;
-    let put = |id: &str, body: Value, token: Option<&'static str>| {
-        let (api, path) = (gw.api.clone(), format!("/api/v1/webhooks/{id}"));
-        async move {
-            api.call(Method::PUT, &path, Some(body.to_string()), token)
-                .await
-        }
-    };
     let github = json!({"accept": "cdevents", "signature": "github", "secret": "gh-secret", "keep_headers": ["X-GitHub-Delivery"]});
-    let (status, _) = put("github", github.clone(), None).await;
+    let (status, _) = put_source(&gw, "github", github.clone(), None).await;
     assert_eq!(
         status,
         StatusCode::UNAUTHORIZED,
         "managing sources needs the admin token"
     );
-    let (status, answer) = put("github", github, Some("adm")).await;
+    let (status, answer) = put_source(&gw, "github", github, Some("adm")).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
-    let (status, answer) = put("broken", json!({"signature": "github"}), Some("adm")).await;
+    gw
+}
+
+#[tokio::test]
+async fn a_github_signed_source_refuses_missing_and_bad_signatures_and_keeps_headers() {
+    let gw = with_github_source().await;
+    let (status, answer) =
+        put_source(&gw, "broken", json!({"signature": "github"}), Some("adm")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(error_of(&answer).contains("needs a secret"), "{answer}");
 
@@ -375,13 +392,18 @@ async fn signed_sources_refuse_missing_and_bad_signatures_and_keep_headers() {
         event(&gw, &answer["data"]).await["payload"]["xgithubdelivery"],
         "d-77"
     );
+}
 
+#[tokio::test]
+async fn a_standard_webhooks_source_refuses_bad_and_stale_signatures() {
+    let gw = with_github_source().await;
     let key = b"standard-key";
     let secret = format!(
         "whsec_{}",
         base64::engine::general_purpose::STANDARD.encode(key)
     );
-    let (status, _) = put(
+    let (status, _) = put_source(
+        &gw,
         "std",
         json!({"signature": "standard-webhooks", "secret": secret}),
         Some("adm"),
@@ -431,7 +453,21 @@ async fn signed_sources_refuse_missing_and_bad_signatures_and_keep_headers() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
+}
 
+#[tokio::test]
+async fn the_admin_api_hides_secrets_deletes_sources_and_keeps_config_sources() {
+    let gw = with_github_source().await;
+    let secret = "whsec_c3RhbmRhcmQta2V5";
+    let (status, _) = put_source(
+        &gw,
+        "std",
+        json!({"signature": "standard-webhooks", "secret": secret}),
+        Some("adm"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let body = cdevent("0.5.0", "build", "finished", "0.3.0", "s-3", json!({})).to_string();
     // the admin API never shows secrets
     let (status, list) = gw
         .call(Method::GET, "/api/v1/webhooks", None, Some("adm"))
