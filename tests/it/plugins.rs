@@ -906,8 +906,23 @@ async fn a_stored_plugin_that_no_longer_loads_can_be_replaced_or_deleted() {
         Arc::into_inner(sled).expect("one owner").close().await;
     }
     let gw = Gateway::start_in(&dir, &[]).await;
-    let (status, _) = gw.get("/api/v1/plugins/webhook-firer").await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "not loaded");
+    // shown, with why it runs nothing
+    let stale = plugin(&gw, "webhook-firer").await;
+    let why = stale["load_error"].as_str().expect("a load error");
+    assert!(
+        why.contains("imports what the host does not offer"),
+        "{why}"
+    );
+    assert_eq!(stale["granted_capabilities"], json!([]), "{stale}");
+    let (_, list) = gw.get("/api/v1/plugins").await;
+    let names: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["load_error"].is_string())
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["firer-2", "webhook-firer"], "{list}");
     let grants = hook.grants("/v2", SECRET);
     let (status, answer) = upload(&gw, wasm("webhook_firer"), grants.clone(), None).await;
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
@@ -922,6 +937,11 @@ async fn a_stored_plugin_that_no_longer_loads_can_be_replaced_or_deleted() {
     .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["data"]["revision"], 2, "{answer}");
+    assert_eq!(
+        answer["data"]["load_error"],
+        Value::Null,
+        "loaded now: {answer}"
+    );
     let receiver = gw.receiver("test.fire").await;
     let id = gw.event(&receiver, "app", true).await;
     until("the replaced firer fires", || async {
@@ -936,6 +956,8 @@ async fn a_stored_plugin_that_no_longer_loads_can_be_replaced_or_deleted() {
         .call(Method::DELETE, "/api/v1/plugins/firer-2", None, None)
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, _) = gw.get("/api/v1/plugins/firer-2").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, answer) = upload(&gw, wasm("webhook_firer"), grants, Some("firer-2")).await;
     assert_eq!(
         status,

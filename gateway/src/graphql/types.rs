@@ -289,6 +289,8 @@ pub struct PluginObject {
     cursor: Option<u64>,
     /// A watcher's dead letters.
     dead_letters: Option<u64>,
+    /// Why the stored plugin did not load at start (it runs nothing until replaced).
+    load_error: Option<String>,
     updated_at: Time,
 }
 
@@ -311,6 +313,7 @@ impl From<PluginView> for PluginObject {
             last_error: p.last_error,
             cursor: p.cursor,
             dead_letters: p.dead_letters.map(|n| n as u64),
+            load_error: p.load_error,
             updated_at: Time(record.updated_at),
         }
     }

@@ -1,7 +1,7 @@
 //! The plugin manager: loads stored plugins at start, installs, replaces, changes and deletes
 //! them at run time, runs transforms for the registry and a runner per watcher.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -51,6 +51,10 @@ pub struct PluginView {
     /// A watcher's dead letters.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letters: Option<usize>,
+    /// Why the stored plugin did not load at start (built for another contract, say): it runs
+    /// nothing until it is replaced (`PUT`) or deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_error: Option<String>,
 }
 
 /// A change to a plugin (`PATCH`): fields left out stay as they are.
@@ -81,6 +85,8 @@ pub struct PluginManager {
     _background: Background,
     services: Arc<Services>,
     inventory: Arc<Inventory>,
+    /// Stored plugins that did not load at start, with why: shown, replaceable, deletable.
+    unloaded: std::sync::Mutex<BTreeMap<String, (PluginRecord, String)>>,
     runners: tokio::sync::Mutex<HashMap<String, Runner>>,
     /// One management operation at a time.
     manage: tokio::sync::Mutex<()>,
@@ -108,15 +114,18 @@ impl PluginManager {
             _background: background,
             services,
             inventory: Arc::default(),
+            unloaded: Default::default(),
             runners: tokio::sync::Mutex::new(HashMap::new()),
             manage: tokio::sync::Mutex::new(()),
         });
         for record in catalog::records(registry.store().as_ref())? {
             let name = record.name.clone();
+            let record_of_failed = record.clone();
             match manager.load_stored(record).await {
                 Ok(installed) => manager.inventory.put(installed),
                 Err(e) => {
-                    tracing::error!(plugin = %name, error = %e, "cannot load the stored plugin; it stays off until replaced")
+                    tracing::error!(plugin = %name, error = %e, "cannot load the stored plugin; it stays off until replaced");
+                    lock(&manager.unloaded).insert(name, (record_of_failed, e.to_string()));
                 }
             }
         }
@@ -217,20 +226,52 @@ impl PluginManager {
         }
     }
 
-    /// Every plugin, by name.
+    /// Every plugin, by name (those that did not load at start too).
     pub fn list(&self) -> Vec<PluginView> {
-        self.inventory.all().iter().map(|p| self.view(p)).collect()
+        let mut views: Vec<PluginView> =
+            self.inventory.all().iter().map(|p| self.view(p)).collect();
+        views.extend(
+            lock(&self.unloaded)
+                .values()
+                .map(|(record, error)| self.unloaded_view(record, error)),
+        );
+        views.sort_by(|a, b| a.record.name.cmp(&b.record.name));
+        views
     }
 
     /// Plugin `name`.
     pub fn get(&self, name: &str) -> Result<PluginView, PluginError> {
+        if let Some((record, error)) = lock(&self.unloaded).get(name) {
+            return Ok(self.unloaded_view(record, error));
+        }
         Ok(self.view(&*self.installed(name)?))
     }
 
     fn view(&self, installed: &Installed) -> PluginView {
-        let name = &installed.record.name;
-        let watcher = installed.record.world == World::Watcher;
-        let mut record = installed.record.clone();
+        let stats = installed.loaded.stats();
+        PluginView {
+            calls: stats.calls(),
+            failures: stats.failures(),
+            last_error: stats.last_error(),
+            granted_capabilities: installed.permissions.names(),
+            ..self.record_view(&installed.record)
+        }
+    }
+
+    /// The view of a stored plugin that did not load, and why.
+    fn unloaded_view(&self, record: &PluginRecord, error: &str) -> PluginView {
+        PluginView {
+            load_error: Some(error.to_owned()),
+            ..self.record_view(record)
+        }
+    }
+
+    /// What the store says of `record`'s plugin (secret-looking configuration values hidden),
+    /// with no calls and no capabilities.
+    fn record_view(&self, record: &PluginRecord) -> PluginView {
+        let name = &record.name;
+        let watcher = record.world == World::Watcher;
+        let mut record = record.clone();
         for (key, value) in record.grants.config.iter_mut() {
             let key = key.to_ascii_lowercase();
             if ["secret", "token", "password", "key"]
@@ -241,17 +282,18 @@ impl PluginManager {
             }
         }
         PluginView {
-            record,
-            calls: installed.loaded.stats().calls(),
-            failures: installed.loaded.stats().failures(),
-            last_error: installed.loaded.stats().last_error(),
-            granted_capabilities: installed.permissions.names(),
+            calls: 0,
+            failures: 0,
+            last_error: None,
+            granted_capabilities: Vec::new(),
             cursor: watcher.then(|| cursor::stored(self.registry(), &keys::cursor(name))),
             dead_letters: watcher.then(|| {
                 dead_letters::list(self.registry().store().as_ref(), name)
                     .map(|d| d.len())
                     .unwrap_or(0)
             }),
+            load_error: None,
+            record,
         }
     }
 
@@ -355,6 +397,7 @@ impl PluginManager {
         let artifact = compile::serialize(&compiled.component)?;
         catalog::save(self.registry().store(), &record, Some((bytes, artifact))).await?;
         self.inventory.put(installed);
+        lock(&self.unloaded).remove(&record.name);
         self.sync_runners().await;
         tracing::info!(plugin = %record.name, world = ?record.world, revision = record.revision, "plugin installed");
         self.get(&record.name)
@@ -391,7 +434,9 @@ impl PluginManager {
     pub async fn delete(self: &Arc<Self>, name: &str) -> Result<(), PluginError> {
         let _one = self.manage.lock().await;
         // a stored plugin that did not load is deleted as well
-        if self.inventory.remove(name).is_none() && self.stored_record(name)?.is_none() {
+        let unloaded = lock(&self.unloaded).remove(name).is_some();
+        if self.inventory.remove(name).is_none() && !unloaded && self.stored_record(name)?.is_none()
+        {
             return Err(PluginError::NotFound(name.to_owned()));
         }
         self.sync_runners().await;
