@@ -322,6 +322,13 @@ async fn put_source(
     .await
 }
 
+/// Creates the Standard Webhooks source `std` with `secret` (admin token `adm`).
+async fn put_standard_source(gw: &Gateway, secret: &str) {
+    let source = json!({"signature": "standard-webhooks", "secret": secret});
+    let (status, answer) = put_source(gw, "std", source, Some("adm")).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+}
+
 /// A gateway with the admin token `adm` and a GitHub-signed source `github` (secret
 /// `gh-secret`, keeping `X-GitHub-Delivery`).
 async fn with_github_source() -> Gateway {
@@ -402,14 +409,7 @@ async fn a_standard_webhooks_source_refuses_bad_and_stale_signatures() {
         "whsec_{}",
         base64::engine::general_purpose::STANDARD.encode(key)
     );
-    let (status, _) = put_source(
-        &gw,
-        "std",
-        json!({"signature": "standard-webhooks", "secret": secret}),
-        Some("adm"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
+    put_standard_source(&gw, &secret).await;
     let body = cdevent("0.5.0", "build", "finished", "0.3.0", "s-2", json!({})).to_string();
     let now = chrono_now();
     let headers = |sig: String, ts: String| {
@@ -459,14 +459,7 @@ async fn a_standard_webhooks_source_refuses_bad_and_stale_signatures() {
 async fn the_admin_api_hides_secrets_deletes_sources_and_keeps_config_sources() {
     let gw = with_github_source().await;
     let secret = "whsec_c3RhbmRhcmQta2V5";
-    let (status, _) = put_source(
-        &gw,
-        "std",
-        json!({"signature": "standard-webhooks", "secret": secret}),
-        Some("adm"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
+    put_standard_source(&gw, secret).await;
     let body = cdevent("0.5.0", "build", "finished", "0.3.0", "s-3", json!({})).to_string();
     // the admin API never shows secrets
     let (status, list) = gw
