@@ -18,7 +18,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode, Uri};
 use axum::{Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -105,7 +104,6 @@ impl Deref for AppState {
 
 /// Every route of the gateway, with metrics, body limits and envelope errors for unknown routes.
 pub fn router(state: AppState) -> Router {
-    let limits = state.limits.clone();
     let (routes, document) = documented_routes(&state).split_for_parts();
     routes
         .layer(Extension(openapi::Rendered::new(&document)))
@@ -116,7 +114,6 @@ pub fn router(state: AppState) -> Router {
             guard::browsers,
         ))
         .layer(axum::middleware::from_fn(observe::record))
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .with_state(state)
 }
 

@@ -128,8 +128,10 @@ impl Relay {
             }
             if delivered < last {
                 if !self.status.is_stuck_at(delivered + 1) {
-                    // a failed batch: check the topic and start over with a new producer
+                    // a failed batch: check the topic and start over with a new producer (which
+                    // also covers the connection losses seen so far)
                     topic_ready = false;
+                    losses = self.context.losses();
                     self.reset_producer();
                 }
                 sleep_or_stop(&mut stop, &mut failures).await;
@@ -140,15 +142,19 @@ impl Relay {
         self.cursor.save().await;
     }
 
-    /// Replaces the producer after a failed batch (cheap; a broker that is simply down makes
-    /// every batch fail anyway): an idempotent producer whose broker came back without its
+    /// Replaces the producer after a failed batch or a lost connection (cheap; a broker that is
+    /// simply down makes every batch fail anyway): an idempotent producer whose broker came back
+    /// without its
     /// state (restarted, or a new leader) stops on its old sequence numbers. Messages not yet
     /// acknowledged are sent again from the log.
     fn reset_producer(&mut self) {
         match self.config.producer(&self.context) {
             Ok(producer) => {
-                tracing::info!("recreating the Kafka producer after a failed batch");
-                self.producer = producer;
+                tracing::info!("recreating the Kafka producer");
+                let old = std::mem::replace(&mut self.producer, producer);
+                // dropping a producer purges its queue and flushes for up to 500 ms: not on
+                // the runtime's threads
+                tokio::task::spawn_blocking(move || drop(old));
             }
             Err(e) => tracing::error!(error = %e, "cannot recreate the Kafka producer"),
         }
