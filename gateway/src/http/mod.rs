@@ -102,7 +102,8 @@ impl Deref for AppState {
     }
 }
 
-/// Every route of the gateway, with metrics, body limits and envelope errors for unknown routes.
+/// Every route of the gateway, with metrics and envelope errors for unknown routes (bodies are
+/// bounded where they are read: `extract::read_body`).
 pub fn router(state: AppState) -> Router {
     let (routes, document) = documented_routes(&state).split_for_parts();
     routes

@@ -74,17 +74,6 @@ pub fn records(store: &dyn Store) -> Result<Vec<PluginRecord>, PluginError> {
         .collect()
 }
 
-/// The stored record of plugin `name`, if there is one (loaded or not).
-pub fn record(store: &dyn Store, name: &str) -> Result<Option<PluginRecord>, PluginError> {
-    store
-        .setting(&keys::record(name))?
-        .map(|value| {
-            serde_json::from_value(value)
-                .map_err(|e| PluginError::Internal(format!("corrupt plugin record {name}: {e}")))
-        })
-        .transpose()
-}
-
 /// The component and precompiled form of plugin `name`.
 pub fn binaries(store: &dyn Store, name: &str) -> Result<(Vec<u8>, Option<Vec<u8>>), PluginError> {
     let component = store

@@ -140,9 +140,10 @@ impl PluginManager {
         &self.services.registry
     }
 
-    /// The stored record of plugin `name`, loaded or not.
-    fn stored_record(&self, name: &str) -> Result<Option<PluginRecord>, PluginError> {
-        catalog::record(self.registry().store().as_ref(), name)
+    /// Whether a plugin named `name` is stored: installed, or stored but not loaded at start
+    /// (every stored plugin is one or the other while the management lock is held).
+    fn exists(&self, name: &str) -> bool {
+        self.inventory.get(name).is_some() || lock(&self.unloaded).contains_key(name)
     }
 
     /// The installed plugin `name`, or why there is none.
@@ -315,7 +316,7 @@ impl PluginManager {
         let (compiled, bytes) = self.compile(bytes).await?;
         grants.check_for(compiled.world)?;
         let name = name.unwrap_or_else(|| compiled.manifest.name.clone());
-        if self.stored_record(&name)?.is_some() {
+        if self.exists(&name) {
             return Err(PluginError::Exists(name));
         }
         if compiled.world == World::Watcher {
@@ -357,7 +358,9 @@ impl PluginManager {
         let (old, stats) = match self.inventory.get(name) {
             Some(installed) => (installed.record.clone(), installed.loaded.stats().clone()),
             None => (
-                self.stored_record(name)?
+                lock(&self.unloaded)
+                    .get(name)
+                    .map(|(record, _)| record.clone())
                     .ok_or_else(|| PluginError::NotFound(name.to_owned()))?,
                 Arc::default(),
             ),
@@ -435,8 +438,7 @@ impl PluginManager {
         let _one = self.manage.lock().await;
         // a stored plugin that did not load is deleted as well
         let unloaded = lock(&self.unloaded).remove(name).is_some();
-        if self.inventory.remove(name).is_none() && !unloaded && self.stored_record(name)?.is_none()
-        {
+        if self.inventory.remove(name).is_none() && !unloaded {
             return Err(PluginError::NotFound(name.to_owned()));
         }
         self.sync_runners().await;

@@ -119,7 +119,7 @@ pub struct CallClock {
     /// When the call started.
     started: Instant,
     /// Wall time spent in host calls.
-    pub in_host: Duration,
+    pub(super) in_host: Duration,
     /// The budget.
     pub budget: Duration,
     /// The wall-clock deadline of a call, host calls included.
@@ -202,9 +202,9 @@ pub struct Sandbox {
     /// Access to `host` (watchers only).
     pub host: Option<HostAccess>,
     /// Log lines written in the current second, and when that second began.
-    pub log_window: (Instant, u32),
+    pub(super) log_window: (Instant, u32),
     /// Log lines dropped over the rate limit, not yet reported.
-    pub logs_dropped: u64,
+    pub(super) logs_dropped: u64,
 }
 
 impl Sandbox {
