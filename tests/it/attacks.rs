@@ -550,6 +550,10 @@ async fn graphql_aliases_cannot_multiply_large_pages() {
     assert_eq!(status, StatusCode::OK);
     let error = answer["errors"][0]["message"].as_str().unwrap_or_default();
     assert!(error.to_lowercase().contains("complex"), "{answer}");
+    assert!(
+        error.contains("at most 5000"),
+        "the limit is named: {answer}"
+    );
     // an ordinary query of EPR's clients still runs
     let (_, answer) = gw
         .post(

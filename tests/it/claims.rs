@@ -129,6 +129,40 @@ async fn every_route_that_takes_a_body_answers_413_past_the_limit_and_stores_not
 }
 
 #[tokio::test]
+async fn every_route_that_takes_a_body_answers_408_when_it_never_comes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = Gateway::start_with(&[("EPR_BODY_TIMEOUT_SECS", "2")]).await;
+    let address = gw.base.trim_start_matches("http://").to_owned();
+    let with_body: Vec<(Method, String, bool)> = operations(&gw)
+        .await
+        .into_iter()
+        .filter(|(_, _, body)| *body)
+        .collect();
+    // all at once: headers promising 1000 bytes, then nothing
+    let answers = futures::future::join_all(with_body.iter().map(|(method, path, _)| {
+        let address = address.clone();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+            let head = format!(
+                "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+            );
+            stream.write_all(head.as_bytes()).await.unwrap();
+            let mut answer = vec![0; 4096];
+            let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
+                .await
+                .unwrap_or_else(|_| panic!("{method} {path}: no answer within 10 s"))
+                .unwrap_or(0);
+            (format!("{method} {path}"), String::from_utf8_lossy(&answer[..n]).into_owned())
+        }
+    }))
+    .await;
+    for (route, answer) in answers {
+        assert!(answer.starts_with("HTTP/1.1 408"), "{route}: {answer}");
+        assert!(answer.contains("within 2 s"), "{route}: {answer}");
+    }
+}
+
+#[tokio::test]
 async fn graphql_queries_deeper_than_8_are_refused_naming_the_limit() {
     let gw = Gateway::start().await;
     // 8 levels answer; 9 are refused (introspection nests as deep as needed)

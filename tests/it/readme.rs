@@ -37,9 +37,10 @@ async fn the_readmes_marked_blocks_run_in_order_on_a_fresh_gateway() {
         .flat_map(|file| marked_blocks(file))
         .collect();
     assert!(blocks.len() >= 6, "{} marked blocks", blocks.len());
-    // every answer's status goes to stderr, to be checked below
+    // every answer's status goes to stderr, to be checked below; background jobs (the
+    // endpoint) end with the script, even when it fails
     let script = format!(
-        "set -e\ncurl() {{ command curl -w '%{{stderr}}HTTP %{{http_code}} %{{method}} %{{url_effective}}\\n' \"$@\"; }}\n{}\n",
+        "set -e\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\ncurl() {{ command curl -w '%{{stderr}}HTTP %{{http_code}} %{{method}} %{{url_effective}}\\n' \"$@\"; }}\n{}\n",
         blocks.join("\n").replace("http://127.0.0.1:8042", &gw.base)
     );
     let output = tokio::process::Command::new("bash")
