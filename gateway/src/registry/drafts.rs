@@ -5,6 +5,7 @@ use serde_json::value::RawValue;
 
 use super::completion;
 use super::error::RegistryError;
+use super::input::Definition;
 use super::message::Message;
 use super::model::{self, Event, Nvrpp, Receiver};
 use super::port::{LogEntry, Txn};
@@ -13,10 +14,7 @@ use super::{METRIC_EVENTS_STORED, METRIC_GROUPS_COMPLETED};
 
 /// A receiver about to be written.
 pub(super) struct ReceiverDraft {
-    pub(super) name: String,
-    pub(super) kind: String,
-    pub(super) version: String,
-    pub(super) description: String,
+    pub(super) definition: Definition,
     pub(super) schema: Box<RawValue>,
 }
 
@@ -24,18 +22,19 @@ impl ReceiverDraft {
     /// Stores the receiver and its log message; returns its id.
     pub(super) fn write(self, txn: &mut dyn Txn) -> Result<String, RegistryError> {
         let (id, created_at) = txn.new_id();
+        let Definition {
+            name,
+            kind,
+            version,
+            description,
+        } = self.definition;
         let receiver = Receiver {
-            fingerprint: model::fingerprint(
-                &self.kind,
-                &self.description,
-                &self.name,
-                &self.version,
-            ),
+            fingerprint: model::fingerprint(&kind, &description, &name, &version),
             id,
-            name: self.name,
-            kind: self.kind,
-            version: self.version,
-            description: self.description,
+            name,
+            kind,
+            version,
+            description,
             schema: self.schema,
             created_at,
         };

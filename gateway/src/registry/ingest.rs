@@ -6,6 +6,7 @@ use serde_json::value::RawValue;
 use super::Registry;
 use super::drafts::{EventDraft, ReceiverDraft};
 use super::error::RegistryError;
+use super::input::Definition;
 use super::model::Nvrpp;
 use super::port::{Committed, Txn};
 use super::transform::Candidate;
@@ -206,10 +207,12 @@ impl Target {
                 // created on the fly by an event committed just before this one
                 Some(id) => Ok(id.clone()),
                 None => ReceiverDraft {
-                    name: auto.name,
-                    kind,
-                    version: auto.version,
-                    description: auto.description,
+                    definition: Definition {
+                        name: auto.name,
+                        kind,
+                        version: auto.version,
+                        description: auto.description,
+                    },
                     schema: RawValue::from_string(ANY_SCHEMA.into())
                         .map_err(RegistryError::internal_json)?,
                 }

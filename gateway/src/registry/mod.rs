@@ -121,14 +121,9 @@ impl Registry {
 
     /// Creates a receiver; its schema must compile.
     pub async fn create_receiver(&self, mut input: NewReceiver) -> Result<String, RegistryError> {
-        let Definition {
-            name,
-            kind,
-            version,
-            description,
-        } = input.definition()?;
+        let definition = input.definition()?;
         let (schema_text, schema) = schema_document(input.schema)?;
-        let kind_of_new = kind.clone();
+        let kind_of_new = definition.kind.clone();
         let validator = self.schemas.compile(&schema).map_err(|e| match e {
             SchemaError::UnresolvableRef(_) => RegistryError::invalid(e.to_string()),
             SchemaError::Invalid(msg) => {
@@ -139,10 +134,7 @@ impl Registry {
             .store
             .commit(Box::new(move |txn: &mut dyn Txn| {
                 let draft = ReceiverDraft {
-                    name,
-                    kind,
-                    version,
-                    description,
+                    definition,
                     schema: schema_text,
                 };
                 Ok(Committed::written(draft.write(txn)?))
