@@ -215,6 +215,30 @@ async fn errors_come_in_errors_with_what_was_wrong_and_change_nothing() {
     // JSON text that is not JSON
     let answer = create_event(&gw, &receiver, "app", json!("{not json")).await;
     assert!(error(&answer).contains("not JSON text"), "{answer}");
+    // an output-only field with a value (EPR's Python client sends them empty: accepted)
+    let answer = graphql(
+        &gw,
+        "mutation ($obj: CreateEventInput!){create_event(event: $obj)}",
+        json!({"obj": {"id": "01MYOWNID", "name": "app", "version": "1", "release": "1",
+            "platform_id": "p", "package": "p", "description": "d", "payload": {"name": "x"},
+            "event_receiver_id": receiver, "success": true}}),
+        None,
+    )
+    .await;
+    assert!(
+        error(&answer).contains("the gateway sets this field itself"),
+        "{answer}"
+    );
+    // a field the input does not have at all
+    let answer = graphql(
+        &gw,
+        "mutation ($obj: CreateEventReceiverInput!){create_event_receiver(event_receiver: $obj)}",
+        json!({"obj": {"name": "n", "type": "t", "version": "1", "description": "d",
+            "schema": {}, "colour": "red"}}),
+        None,
+    )
+    .await;
+    assert!(error(&answer).contains("colour"), "{answer}");
     // an unknown id
     let answer = graphql(
         &gw,

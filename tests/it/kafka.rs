@@ -308,7 +308,7 @@ async fn post_units(
                             &event_body(&receiver, &unit, true, json!({"i": i})),
                         )
                         .await;
-                    assert_eq!(status, StatusCode::OK, "{answer}");
+                    assert_eq!(status, StatusCode::CREATED, "{answer}");
                     ids.push(answer["data"].as_str().unwrap().to_owned());
                 }
                 (unit, ids)
@@ -644,7 +644,7 @@ async fn a_deep_oversized_payload_is_relayed_and_a_deeper_one_refused_with_nothi
     assert_eq!(gw.last_sequence().await, before, "nothing stored or logged");
     // as deep as allowed, and larger than a message may be: relayed as a reference
     let (status, answer) = post_deep(63).await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
     let id = answer["data"].as_str().expect("id").to_owned();
     let record = collector
         .wait(30, "the deep event's message", |c| {

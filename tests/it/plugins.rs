@@ -639,9 +639,9 @@ async fn a_misbehaving_transform_refuses_only_its_events() {
     let (status, answer) = post("drop").await;
     assert_eq!((status, &answer["data"]), (StatusCode::OK, &Value::Null));
     let (status, answer) = post("split").await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
     let (status, answer) = post("pass").await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
     let (_, one) = gw
         .get(&format!(
             "/api/v1/events/{}",
@@ -997,7 +997,7 @@ async fn plugins_survive_a_restart_and_can_be_disabled() {
     let (status, answer) = gw.post("/api/v1/events", &refuse).await;
     assert_eq!(
         status,
-        StatusCode::OK,
+        StatusCode::CREATED,
         "a disabled transform does not run: {answer}"
     );
 }
@@ -1129,7 +1129,7 @@ async fn sleeping_plugins_hold_no_request_and_no_delete_or_shutdown() {
         )
         .await;
     let took = started.elapsed();
-    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
     // the transform asked for 20 s of sleep: WASI clocks return at once
     assert!(took < Duration::from_secs(10), "answered in {took:?}");
     hostile_watcher_sleeps(&gw).await;

@@ -147,7 +147,7 @@ async fn events_are_stored_and_returned_with_their_receiver_and_exact_payload() 
     let (status, answer) = gw
         .call(Method::POST, "/api/v1/events", Some(body), None)
         .await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
     let id = answer["data"].as_str().expect("id").to_owned();
 
     let raw = gw
@@ -492,7 +492,7 @@ async fn health_checks_and_metrics_report_real_state() {
     for needle in [
         "epr_events_stored_total 2",
         "epr_log_length 3",
-        r#"epr_http_requests_total{method="POST",route="/api/v1/events",status="200"} 2"#,
+        r#"epr_http_requests_total{method="POST",route="/api/v1/events",status="201"} 2"#,
         "epr_http_request_duration_seconds_bucket{",
         "epr_store_flush_duration_seconds_count ",
         "epr_store_size_bytes ",
@@ -540,7 +540,7 @@ async fn admin_token_guards_management_and_ingest_token_guards_events() {
         "/api/v1/receivers".into(),
         receiver,
         Some("admin-secret"),
-        StatusCode::OK,
+        StatusCode::CREATED,
     )
     .await;
 
@@ -548,8 +548,8 @@ async fn admin_token_guards_management_and_ingest_token_guards_events() {
     for (token, want) in [
         (None, StatusCode::UNAUTHORIZED),
         (Some("wrong"), StatusCode::UNAUTHORIZED),
-        (Some("ingest-secret"), StatusCode::OK),
-        (Some("admin-secret"), StatusCode::OK),
+        (Some("ingest-secret"), StatusCode::CREATED),
+        (Some("admin-secret"), StatusCode::CREATED),
     ] {
         expect(
             Method::POST,
@@ -575,7 +575,7 @@ async fn admin_token_guards_management_and_ingest_token_guards_events() {
         "/api/v1/groups".into(),
         group,
         Some("admin-secret"),
-        StatusCode::OK,
+        StatusCode::CREATED,
     )
     .await;
     let patch = r#"{"enabled":false}"#.to_owned();

@@ -126,7 +126,7 @@ async fn every_message_is_one_data_line_even_when_a_payload_spans_lines() {
     let (status, _) = gw
         .call(reqwest::Method::POST, "/api/v1/events", Some(body), None)
         .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::CREATED);
     let messages = gw.stream("?type=dev.multiline", None, 1).await;
     assert_eq!(
         messages[0].1["data"]["events"][0]["payload"],

@@ -1,5 +1,7 @@
-"""A GraphQL client written as EPR's Python client (epr-python) writes its requests: the `$obj`
-query templates, inputs in `variables.obj`, JSON fields sent as strings holding JSON text.
+"""A GraphQL client written as EPR's Python client (epr-python, the workshop's `eprcli`) writes its
+requests: the `$obj` query templates, and in `variables.obj` its whole dataclass, output-only
+fields included (`id`, `fingerprint`, `created_at`... as empty strings, `event_receiver` as `{}`),
+the schema and the payload as JSON objects.
 Creates and finds a receiver, an event and a group on the gateway given as the first argument;
 prints a JSON summary of what it found."""
 import json
@@ -35,19 +37,22 @@ def graphql(query, obj):
 schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
 receiver = graphql(
     CREATE_RECEIVER,
-    {"name": "python-receiver", "type": "dev.python.graphql", "version": "1.0.0",
-     "description": "made by the Python client", "schema": json.dumps(schema)},
+    {"id": "", "name": "python-receiver", "type": "dev.python.graphql", "version": "1.0.0",
+     "description": "made by the Python client", "schema": schema, "fingerprint": "",
+     "created_at": ""},
 )["create_event_receiver"]
 event = graphql(
     CREATE_EVENT,
-    {"name": "python-app", "version": "1.0.0", "release": "2026.11", "platform_id": "linux",
-     "package": "pypi", "description": "made by the Python client",
-     "payload": json.dumps({"name": "joe"}), "event_receiver_id": receiver, "success": True},
+    {"id": "", "name": "python-app", "version": "1.0.0", "release": "2026.11",
+     "platform_id": "linux", "package": "pypi", "description": "made by the Python client",
+     "payload": {"name": "joe"}, "event_receiver_id": receiver, "event_receiver": {},
+     "success": True, "created_at": ""},
 )["create_event"]
 group = graphql(
     CREATE_GROUP,
-    {"name": "python-group", "type": "dev.python.group", "version": "1.0.0",
-     "description": "made by the Python client", "enabled": True, "event_receiver_ids": [receiver]},
+    {"id": "", "name": "python-group", "type": "dev.python.group", "version": "1.0.0",
+     "description": "made by the Python client", "enabled": True, "event_receiver_ids": [receiver],
+     "created_at": "", "updated_at": "", "fingerprint": ""},
 )["create_event_receiver_group"]
 
 print(json.dumps({

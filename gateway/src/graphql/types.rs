@@ -109,10 +109,30 @@ impl From<Group> for GroupObject {
     }
 }
 
+/// Checks a field the server makes (`id`, `created_at`...), which EPR's Python client sends
+/// empty with every create (it sends its whole dataclass): empty is ignored, a value refused.
+fn output_only(value: &String) -> Result<(), String> {
+    match value.is_empty() {
+        true => Ok(()),
+        false => Err(format!(
+            "the gateway sets this field itself: leave it out or empty (got {value:?})"
+        )),
+    }
+}
+
 /// A new event.
 #[derive(InputObject)]
 #[graphql(rename_fields = "snake_case")]
 pub struct CreateEventInput {
+    /// Output only: empty or absent.
+    #[graphql(validator(custom = "output_only"))]
+    id: Option<String>,
+    /// Output only: empty or absent.
+    #[graphql(validator(custom = "output_only"))]
+    created_at: Option<String>,
+    /// Output only, ignored (EPR's Python client sends `{}`).
+    #[graphql(name = "event_receiver")]
+    _event_receiver: Option<Json>,
     name: String,
     version: String,
     release: String,
@@ -173,6 +193,15 @@ impl From<FindEventInput> for EventFilter {
 #[derive(InputObject)]
 #[graphql(rename_fields = "snake_case")]
 pub struct CreateEventReceiverInput {
+    /// Output only: empty or absent.
+    #[graphql(validator(custom = "output_only"))]
+    id: Option<String>,
+    /// Output only: empty or absent.
+    #[graphql(validator(custom = "output_only"))]
+    fingerprint: Option<String>,
+    /// Output only: empty or absent.
+    #[graphql(validator(custom = "output_only"))]
+    created_at: Option<String>,
     name: String,
     #[graphql(name = "type")]
     kind: String,
@@ -197,6 +226,18 @@ impl From<CreateEventReceiverInput> for NewReceiver {
 #[derive(InputObject)]
 #[graphql(rename_fields = "snake_case")]
 pub struct CreateEventReceiverGroupInput {
+    /// Output only: empty or absent.
+    #[graphql(validator(custom = "output_only"))]
+    id: Option<String>,
+    /// Output only: empty or absent.
+    #[graphql(validator(custom = "output_only"))]
+    fingerprint: Option<String>,
+    /// Output only: empty or absent.
+    #[graphql(validator(custom = "output_only"))]
+    created_at: Option<String>,
+    /// Output only: empty or absent.
+    #[graphql(validator(custom = "output_only"))]
+    updated_at: Option<String>,
     name: String,
     #[graphql(name = "type")]
     kind: String,

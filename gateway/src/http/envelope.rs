@@ -29,6 +29,12 @@ pub fn ok<T: Serialize>(data: T) -> Json<Envelope<T>> {
     Json(Envelope { data, next: None })
 }
 
+/// `{"data": id}` with status 201: the answer of a create (EPR answers 200; its clients take
+/// any 2xx, and some count only 201 as success).
+pub fn created<T: Serialize>(id: T) -> (StatusCode, Json<Envelope<T>>) {
+    (StatusCode::CREATED, ok(id))
+}
+
 /// A failed answer: a status and the message for `errors`.
 #[derive(Debug)]
 pub enum ApiError {

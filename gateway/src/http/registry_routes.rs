@@ -2,13 +2,14 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use super::envelope::{ApiError, Envelope, ErrorBody, ok};
+use super::envelope::{ApiError, Envelope, ErrorBody, created, ok};
 use super::extract::{AdminAuth, IngestAuth, JsonBody, Params};
 use crate::registry::input::{GroupPatch, NewEvent, NewGroup, NewReceiver};
 use crate::registry::model::{Event, EventWithReceiver, Group, Receiver};
@@ -31,24 +32,28 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 type Answer<T> = Result<Json<Envelope<T>>, ApiError>;
 
-/// Creates a receiver (an identical one already stored is returned instead).
+/// The answer of a create: 201 with the new id.
+type Created<T> = Result<(StatusCode, Json<Envelope<T>>), ApiError>;
+
+/// Creates a receiver: 201 with its id.
 #[utoipa::path(post, path = "/api/v1/receivers", tag = "registry", request_body = NewReceiver,
     security(("bearer" = [])),
-    responses((status = 200, description = "The receiver's id", body = Envelope<String>),
+    responses((status = 201, description = "The receiver's id", body = Envelope<String>),
         (status = 400, description = "Blank fields or an invalid schema", body = ErrorBody),
         (status = 401, description = "The admin token is missing or wrong", body = ErrorBody)))]
 async fn create_receiver(
     _: AdminAuth,
     State(state): State<AppState>,
     JsonBody(input): JsonBody<NewReceiver>,
-) -> Answer<String> {
-    Ok(ok(state.registry.create_receiver(input).await?))
+) -> Created<String> {
+    Ok(created(state.registry.create_receiver(input).await?))
 }
 
 /// Stores an event whose payload matches its receiver's schema, once durable.
 #[utoipa::path(post, path = "/api/v1/events", tag = "registry", request_body = NewEvent,
     security(("bearer" = [])),
-    responses((status = 200, description = "The event's id (null: a transform plugin dropped it)",
+    responses((status = 201, description = "The event's id", body = Envelope<String>),
+        (status = 200, description = "A transform plugin dropped the event: nothing was stored (`data` is null)",
             body = Envelope<Option<String>>),
         (status = 400, description = "Blank fields, unknown receiver or a payload the schema refuses",
             body = ErrorBody),
@@ -58,22 +63,27 @@ async fn create_event(
     _: IngestAuth,
     State(state): State<AppState>,
     JsonBody(input): JsonBody<NewEvent>,
-) -> Answer<Option<String>> {
-    Ok(ok(state.registry.create_event(input).await?))
+) -> Created<Option<String>> {
+    let id = state.registry.create_event(input).await?;
+    let status = match id {
+        Some(_) => StatusCode::CREATED,
+        None => StatusCode::OK,
+    };
+    Ok((status, ok(id)))
 }
 
 /// Creates a group of receivers whose joint success for a unit completes it.
 #[utoipa::path(post, path = "/api/v1/groups", tag = "registry", request_body = NewGroup,
     security(("bearer" = [])),
-    responses((status = 200, description = "The group's id", body = Envelope<String>),
+    responses((status = 201, description = "The group's id", body = Envelope<String>),
         (status = 400, description = "Blank fields or unknown receivers", body = ErrorBody),
         (status = 401, description = "The admin token is missing or wrong", body = ErrorBody)))]
 async fn create_group(
     _: AdminAuth,
     State(state): State<AppState>,
     JsonBody(input): JsonBody<NewGroup>,
-) -> Answer<String> {
-    Ok(ok(state.registry.create_group(input).await?))
+) -> Created<String> {
+    Ok(created(state.registry.create_group(input).await?))
 }
 
 /// Enables or disables a group.

@@ -133,7 +133,7 @@ impl Api {
                     };
                     assert_eq!(
                         status,
-                        StatusCode::OK,
+                        StatusCode::CREATED,
                         "event {i} of client {t} under load: {text}"
                     );
                     let answer: Value = serde_json::from_str(&text).expect("a JSON answer");
@@ -175,10 +175,10 @@ impl Api {
             .await
     }
 
-    /// POST, expecting 200 and an id in `data`.
+    /// POST, expecting 201 Created and an id in `data`.
     pub async fn create(&self, path: &str, body: &Value) -> String {
         let (status, answer) = self.post(path, body).await;
-        assert_eq!(status, StatusCode::OK, "POST {path} {body}: {answer}");
+        assert_eq!(status, StatusCode::CREATED, "POST {path} {body}: {answer}");
         let id = answer["data"]
             .as_str()
             .unwrap_or_else(|| panic!("no id in {answer}"));
