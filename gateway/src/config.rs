@@ -97,6 +97,12 @@ pub struct ServeConfig {
     #[arg(long, env = "EPR_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
 
+    /// Web origins (`scheme://host[:port]`, comma-separated; `*` for any) whose pages may call
+    /// `/mcp`, beyond loopback origins and the origin of EPR_PUBLIC_URL; requests without an
+    /// `Origin` header (assistants, command-line clients) always may. Others get a 403.
+    #[arg(long, env = "EPR_MCP_ORIGINS", value_delimiter = ',')]
+    pub mcp_origins: Vec<String>,
+
     /// Allow listening on a non-loopback address without an admin token (anyone who can reach
     /// the port may then manage receivers, groups and plugins).
     #[arg(long, env = "EPR_INSECURE")]

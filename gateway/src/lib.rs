@@ -10,6 +10,7 @@ mod error_chain;
 mod graphql;
 mod http;
 pub mod ingest;
+pub mod mcp;
 pub mod plugins;
 pub mod registry;
 pub mod schema;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use epr_gateway::cli::ClientCommand;
+use epr_gateway::cli::{ClientCommand, Connection};
 use epr_gateway::config::ServeConfig;
 use tracing_subscriber::EnvFilter;
 
@@ -40,6 +40,15 @@ enum Command {
     ///
     /// Example: EPR_ADMIN_TOKEN=s3cret epr-gateway serve --port 8042 --data-dir /var/lib/epr
     Serve(ServeConfig),
+    /// Serve MCP on standard input/output for clients that launch a command (Claude Desktop,
+    /// VS Code...), bridged to the running gateway at EPR_URL with the token of EPR_TOKEN.
+    ///
+    /// The tools are the gateway's own (its /mcp endpoint). Logs go to stderr (EPR_LOG,
+    /// default warn); the token is sent as a bearer token and never printed.
+    #[command(
+        after_help = "Example (the command an MCP client launches):\n  EPR_URL=http://localhost:8042 EPR_TOKEN=s3cret epr-gateway mcp"
+    )]
+    Mcp(Connection),
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -58,24 +67,35 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(config) => serve(config),
-        Command::Client(command) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the runtime")?;
-            Ok(runtime.block_on(epr_gateway::cli::run(command))?)
+        Command::Mcp(connection) => {
+            log_to_stderr("warn");
+            Ok(client_runtime()?.block_on(epr_gateway::mcp::stdio::run(connection))?)
         }
+        Command::Client(command) => Ok(client_runtime()?.block_on(epr_gateway::cli::run(command))?),
     }
+}
+
+/// The runtime of a client command: one thread.
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
+}
+
+/// Logs to stderr, filtered by `EPR_LOG` (`default` without it).
+fn log_to_stderr(default: &str) {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("EPR_LOG").unwrap_or_else(|_| EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Runs the gateway until SIGINT or SIGTERM, logging to stderr (`EPR_LOG` filters).
 fn serve(config: ServeConfig) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("EPR_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    log_to_stderr("info,rmcp=warn");
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     runtime.block_on(async {
         let metrics =

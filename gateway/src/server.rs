@@ -130,6 +130,7 @@ async fn build(config: &ServeConfig, metrics: PrometheusHandle) -> Result<Compon
         },
         hosts: AllowedHosts::new(&config.allowed_hosts, config.public_url.as_deref()),
         streams: Arc::new(Semaphore::new(config.max_streams)),
+        mcp_origins: crate::mcp::Origins::new(&config.mcp_origins, config.public_url.as_deref()),
         metrics,
         data_dir: config.data_dir.clone(),
         started,

@@ -101,12 +101,10 @@ impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match &state.tokens.admin {
-            None => Ok(AdminAuth),
-            Some(admin) => {
-                bearer_matches(&parts.headers, &[admin], "the admin token").map(|_| AdminAuth)
-            }
-        }
+        state
+            .tokens
+            .admin_allowed(&parts.headers)
+            .map(|_| AdminAuth)
     }
 }
 
@@ -122,6 +120,15 @@ impl FromRequestParts<AppState> for IngestAuth {
 }
 
 impl Tokens {
+    /// Whether `headers` carry what managing receivers, groups and plugins needs: nothing
+    /// without an admin token, else the admin token.
+    pub fn admin_allowed(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        match &self.admin {
+            None => Ok(()),
+            Some(admin) => bearer_matches(headers, &[admin], "the admin token"),
+        }
+    }
+
     /// Whether `headers` carry what posting events needs: nothing without an ingest token,
     /// else the ingest (or admin) token.
     pub fn ingest_allowed(&self, headers: &HeaderMap) -> Result<(), ApiError> {

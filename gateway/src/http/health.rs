@@ -66,13 +66,18 @@ fn log_readers() -> serde_json::Value {
     json!({"readers_stuck": log_stream::readers_stuck()})
 }
 
-/// Version, uptime, store size, log position and the Kafka relay's state.
+/// Version, uptime, store size, log position, the Kafka relay's state and the plugins' health.
 #[utoipa::path(get, path = "/healthz/status", tag = "health",
     responses((status = 200, description = "The status", body = Object)))]
 async fn status(State(state): State<AppState>) -> impl IntoResponse {
+    Json(status_report(&state))
+}
+
+/// What `/healthz/status` reports (also the MCP tool `gateway_status`).
+pub(crate) fn status_report(state: &AppState) -> serde_json::Value {
     let store = state.registry.store();
     let last_seq = *store.durable_seq().borrow();
-    Json(json!({
+    json!({
         "status": if store.check().is_ok() { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
@@ -81,12 +86,38 @@ async fn status(State(state): State<AppState>) -> impl IntoResponse {
             "data_dir": state.data_dir.display().to_string(),
             "size_on_disk_bytes": store.size_on_disk().ok(),
         },
-        "kafka": kafka(&state),
+        "kafka": kafka(state),
+        "plugins": plugin_health(state),
         "auth": {
             "admin_token": state.tokens.admin.is_some(),
             "ingest_token": state.tokens.ingest.is_some(),
         },
-    }))
+    })
+}
+
+/// How many plugins there are, how many run, and the ones in trouble (failed calls since the
+/// start, dead letters, or not loaded), by name and counts only: their errors, grants and
+/// configuration are for the admin token (`GET /api/v1/plugins`).
+fn plugin_health(state: &AppState) -> serde_json::Value {
+    let plugins = state.plugins.list();
+    let troubled: Vec<_> = plugins
+        .iter()
+        .filter(|p| p.failures > 0 || p.dead_letters.unwrap_or(0) > 0 || p.load_error.is_some())
+        .map(|p| {
+            json!({
+                "name": p.record.name,
+                "failures": p.failures,
+                "calls": p.calls,
+                "dead_letters": p.dead_letters,
+                "loaded": p.load_error.is_none(),
+            })
+        })
+        .collect();
+    json!({
+        "installed": plugins.len(),
+        "enabled": plugins.iter().filter(|p| p.record.enabled).count(),
+        "troubled": troubled,
+    })
 }
 
 /// Prometheus metrics.

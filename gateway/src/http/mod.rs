@@ -4,7 +4,7 @@ pub mod envelope;
 pub mod extract;
 mod graphql_routes;
 pub mod guard;
-mod health;
+pub(crate) mod health;
 mod ingest_routes;
 mod observe;
 mod openapi;
@@ -89,6 +89,8 @@ pub struct Shared {
     pub hosts: guard::AllowedHosts,
     /// Permits for open event streams (at most `limits.max_streams`).
     pub streams: Arc<tokio::sync::Semaphore>,
+    /// The web origins that may call `/mcp`.
+    pub mcp_origins: crate::mcp::Origins,
 }
 
 /// Cheap-to-clone handle on [`Shared`].
@@ -107,6 +109,7 @@ impl Deref for AppState {
 pub fn router(state: AppState) -> Router {
     let (routes, document) = documented_routes(&state).split_for_parts();
     routes
+        .merge(crate::mcp::routes(&state))
         .layer(Extension(openapi::Rendered::new(&document)))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -3,6 +3,7 @@
 //! Every field is optional at the serde level so that a missing or `null` field gets EPR's
 //! `<field> cannot be blank` message instead of a parser error; unknown keys are ignored.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -11,61 +12,81 @@ use super::error::RegistryError;
 use super::model::Nvrpp;
 
 /// Body of `POST /api/v1/receivers`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema, JsonSchema)]
 pub struct NewReceiver {
     /// Name.
+    #[schemars(required)]
     pub name: Option<String>,
-    /// Event type.
+    /// Event type, e.g. `dev.cdevents.build.finished`.
     #[serde(rename = "type")]
+    #[schemars(required)]
     pub kind: Option<String>,
     /// Version.
+    #[schemars(required)]
     pub version: Option<String>,
     /// Description.
+    #[schemars(required)]
     pub description: Option<String>,
-    /// JSON Schema document (or a string holding one).
+    /// JSON Schema document (or a string holding one) that events' payloads must match.
     #[schema(value_type = Option<Object>)]
+    #[schemars(required, with = "serde_json::Map<String, serde_json::Value>")]
     pub schema: Option<Box<RawValue>>,
 }
 
 /// Body of `POST /api/v1/events`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema, JsonSchema)]
 pub struct NewEvent {
     /// Unit name.
+    #[schemars(required)]
     pub name: Option<String>,
     /// Unit version.
+    #[schemars(required)]
     pub version: Option<String>,
     /// Unit release.
+    #[schemars(required)]
     pub release: Option<String>,
     /// Unit platform.
+    #[schemars(required)]
     pub platform_id: Option<String>,
     /// Unit package.
+    #[schemars(required)]
     pub package: Option<String>,
     /// Description.
+    #[schemars(required)]
     pub description: Option<String>,
-    /// Payload, kept byte for byte.
+    /// Payload, kept byte for byte; must match the receiver's JSON Schema (read it from the
+    /// resource `epr://receivers/{id}/schema`).
     #[schema(value_type = Option<serde_json::Value>)]
+    #[schemars(required, with = "serde_json::Value")]
     pub payload: Option<Box<RawValue>>,
     /// Success (default false).
     pub success: Option<bool>,
     /// The receiver the event belongs to.
+    #[schemars(required)]
     pub event_receiver_id: Option<String>,
 }
 
 /// Body of `POST /api/v1/groups`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema, JsonSchema)]
 pub struct NewGroup {
     /// Name.
+    #[schemars(required)]
     pub name: Option<String>,
     /// Type of the group-complete messages.
     #[serde(rename = "type")]
+    #[schemars(required)]
     pub kind: Option<String>,
     /// Version.
+    #[schemars(required)]
     pub version: Option<String>,
     /// Description.
+    #[schemars(required)]
     pub description: Option<String>,
     /// Enabled from the start (default true).
     pub enabled: Option<bool>,
-    /// Member receivers.
+    /// Member receivers (ids): the group completes for a unit when each one's latest event
+    /// about it is a success.
+    #[schemars(required)]
     pub event_receiver_ids: Option<Vec<String>>,
 }
 

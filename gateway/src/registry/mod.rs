@@ -6,6 +6,7 @@ pub mod completion;
 pub mod depth;
 mod drafts;
 pub mod error;
+pub mod gate;
 pub mod ingest;
 pub mod input;
 pub mod message;
@@ -13,6 +14,7 @@ pub mod model;
 pub mod port;
 pub mod provenance;
 pub mod query;
+pub mod recent;
 pub mod transform;
 
 use std::collections::HashMap;

@@ -36,7 +36,7 @@ pub fn fingerprint(kind: &str, description: &str, name: &str, version: &str) -> 
 }
 
 /// The unit an event is about: name, version, release, platform id and package.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Nvrpp {
     /// Name of the unit.
     pub name: String,

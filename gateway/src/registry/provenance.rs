@@ -28,14 +28,7 @@ impl Registry {
         max: usize,
     ) -> Result<Vec<ProvenanceStep>, RegistryError> {
         let max = max.clamp(1, MAX_LIMIT);
-        let filter = EventFilter {
-            name: Some(nvrpp.name.clone()),
-            version: Some(nvrpp.version.clone()),
-            release: Some(nvrpp.release.clone()),
-            platform_id: Some(nvrpp.platform_id.clone()),
-            package: Some(nvrpp.package.clone()),
-            ..EventFilter::default()
-        };
+        let filter = EventFilter::of_unit(nvrpp);
         let mut events = Vec::new();
         let mut page = Page {
             limit: max,

@@ -1,7 +1,10 @@
 //! Search filters and pagination: exact-match AND over the given fields, newest first.
 
+use schemars::JsonSchema;
+use serde::Deserialize;
+
 use super::error::RegistryError;
-use super::model::{Event, Group, Receiver};
+use super::model::{Event, Group, Nvrpp, Receiver};
 
 /// Default page size of a search.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -99,7 +102,8 @@ fn matches(wanted: &Option<String>, actual: &str) -> bool {
 }
 
 /// Filter on events; `None` fields match anything.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct EventFilter {
     /// Event id.
     pub id: Option<String>,
@@ -120,6 +124,18 @@ pub struct EventFilter {
 }
 
 impl EventFilter {
+    /// The events about `unit` (its five parts all equal).
+    pub fn of_unit(unit: &Nvrpp) -> Self {
+        EventFilter {
+            name: Some(unit.name.clone()),
+            version: Some(unit.version.clone()),
+            release: Some(unit.release.clone()),
+            platform_id: Some(unit.platform_id.clone()),
+            package: Some(unit.package.clone()),
+            ..EventFilter::default()
+        }
+    }
+
     /// Whether `e` passes the filter.
     pub fn matches(&self, e: &Event) -> bool {
         matches(&self.id, &e.id)
@@ -134,13 +150,15 @@ impl EventFilter {
 }
 
 /// Filter on receivers or groups (both are searched by id, name, type and version).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct DefinitionFilter {
     /// Id.
     pub id: Option<String>,
     /// Name.
     pub name: Option<String>,
     /// Type.
+    #[serde(rename = "type")]
     pub kind: Option<String>,
     /// Version.
     pub version: Option<String>,
