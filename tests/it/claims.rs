@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::support::{Gateway, error_of, wasm};
 
 /// Every (method, path) of the OpenAPI document, with `{...}` parameters filled in, and
-/// whether the operation takes a body.
+/// whether the operation takes a body; plus `POST /mcp`.
 async fn operations(gw: &Gateway) -> Vec<(Method, String, bool)> {
     let (status, document) = gw.get("/api/v1/openapi").await;
     assert_eq!(status, StatusCode::OK);
@@ -29,6 +29,8 @@ async fn operations(gw: &Gateway) -> Vec<(Method, String, bool)> {
             found.push((method, filled, operation.get("requestBody").is_some()));
         }
     }
+    // MCP's transport (JSON-RPC over POST) is documented in the README, not in the document
+    found.push((Method::POST, "/mcp".into(), true));
     found
 }
 

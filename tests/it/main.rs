@@ -13,6 +13,7 @@ mod graphql;
 mod group_completion;
 mod kafka;
 mod lifecycle;
+mod mcp;
 mod openapi;
 mod plugins;
 mod readme;

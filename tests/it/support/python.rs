@@ -2,22 +2,55 @@
 
 use tokio::process::Command;
 
-/// Runs `tests/python/<script>` with the gateway at `base` as its argument (`EPR_TEST_PYTHON`,
-/// which tests/run sets up, else `python3`); its standard output, or a panic with its errors.
+/// What a script printed.
+pub struct Printed {
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+/// The Python of the tests (`EPR_TEST_PYTHON`, which tests/run sets up, else `python3`).
+pub fn python() -> String {
+    std::env::var("EPR_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// The path of `tests/python/<script>`.
+pub fn script_path(script: &str) -> String {
+    format!("{}/../tests/python/{script}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `tests/python/<script>` with the gateway at `base` as its argument; its standard
+/// output, or a panic with its errors.
 pub async fn run_python(script: &str, base: &str) -> String {
-    let python = std::env::var("EPR_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let path = format!("{}/../tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
-    let output = Command::new(&python)
+    run_script(&python(), script, &[base], &[]).await.stdout
+}
+
+/// Runs `tests/python/<script>` with `python`, `args` and `env` added to the environment; what
+/// it printed, or a panic with its errors.
+pub async fn run_script(
+    python: &str,
+    script: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Printed {
+    let path = script_path(script);
+    let output = Command::new(python)
         .arg(&path)
-        .arg(base)
+        .args(args)
+        .envs(env.iter().copied())
         .output()
         .await
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let printed = Printed {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
     assert!(
         output.status.success(),
-        "{python} {path} failed (tests/run installs what it needs):\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        "{python} {path} failed (tests/run installs what it needs):\n{}\n{}",
+        printed.stdout,
+        printed.stderr
     );
-    stdout
+    printed
 }
