@@ -87,6 +87,10 @@ async fn the_readmes_marked_blocks_run_in_order_on_a_fresh_gateway() {
         "{stdout}"
     );
     assert!(
+        stdout.contains(r#""text":"the 2 latest messages, newest first""#),
+        "the MCP call answered:\n{stdout}"
+    );
+    assert!(
         stdout.contains("dev.cdevents.build.finished 01"),
         "the webhook firer reached the endpoint:\n{stdout}"
     );
