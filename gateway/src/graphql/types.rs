@@ -120,16 +120,31 @@ fn output_only(value: &String) -> Result<(), String> {
     }
 }
 
-/// A new event.
+/// The fields the server makes, on every create input: EPR's Python client sends them empty
+/// (its whole dataclass), so empty is accepted and ignored, and a value refused.
 #[derive(InputObject)]
 #[graphql(rename_fields = "snake_case")]
-pub struct CreateEventInput {
+struct ServerMade {
     /// Output only: empty or absent.
     #[graphql(validator(custom = "output_only"))]
     id: Option<String>,
     /// Output only: empty or absent.
     #[graphql(validator(custom = "output_only"))]
+    fingerprint: Option<String>,
+    /// Output only: empty or absent.
+    #[graphql(validator(custom = "output_only"))]
     created_at: Option<String>,
+    /// Output only: empty or absent.
+    #[graphql(validator(custom = "output_only"))]
+    updated_at: Option<String>,
+}
+
+/// A new event.
+#[derive(InputObject)]
+#[graphql(rename_fields = "snake_case")]
+pub struct CreateEventInput {
+    #[graphql(flatten)]
+    _made_by_the_server: ServerMade,
     /// Output only, ignored (EPR's Python client sends `{}`).
     #[graphql(name = "event_receiver")]
     _event_receiver: Option<Json>,
@@ -193,15 +208,8 @@ impl From<FindEventInput> for EventFilter {
 #[derive(InputObject)]
 #[graphql(rename_fields = "snake_case")]
 pub struct CreateEventReceiverInput {
-    /// Output only: empty or absent.
-    #[graphql(validator(custom = "output_only"))]
-    id: Option<String>,
-    /// Output only: empty or absent.
-    #[graphql(validator(custom = "output_only"))]
-    fingerprint: Option<String>,
-    /// Output only: empty or absent.
-    #[graphql(validator(custom = "output_only"))]
-    created_at: Option<String>,
+    #[graphql(flatten)]
+    _made_by_the_server: ServerMade,
     name: String,
     #[graphql(name = "type")]
     kind: String,
@@ -226,18 +234,8 @@ impl From<CreateEventReceiverInput> for NewReceiver {
 #[derive(InputObject)]
 #[graphql(rename_fields = "snake_case")]
 pub struct CreateEventReceiverGroupInput {
-    /// Output only: empty or absent.
-    #[graphql(validator(custom = "output_only"))]
-    id: Option<String>,
-    /// Output only: empty or absent.
-    #[graphql(validator(custom = "output_only"))]
-    fingerprint: Option<String>,
-    /// Output only: empty or absent.
-    #[graphql(validator(custom = "output_only"))]
-    created_at: Option<String>,
-    /// Output only: empty or absent.
-    #[graphql(validator(custom = "output_only"))]
-    updated_at: Option<String>,
+    #[graphql(flatten)]
+    _made_by_the_server: ServerMade,
     name: String,
     #[graphql(name = "type")]
     kind: String,

@@ -7,9 +7,10 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::registry::error::RegistryError;
 use crate::registry::input::{NewEvent, NewGroup, NewReceiver};
 use crate::registry::model::Nvrpp;
-use crate::registry::query::{DefinitionFilter, EventFilter};
+use crate::registry::query::{DefinitionFilter, EventFilter, Page};
 
 /// Accepted for prompts written for the workshop's server, and ignored: this server is the
 /// registry it reports on.
@@ -26,37 +27,33 @@ pub struct ById {
     pub id: String,
 }
 
-/// A search of events.
+/// A search: `F` is the filter of the objects searched (events, or receivers and groups).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct EventSearch {
+pub struct Search<F: Default> {
     /// Ignored (this server is the registry); accepted for prompts written for EPR's own MCP server.
     #[serde(default, rename = "epr_url")]
     pub _epr_url: EprUrl,
-    /// Fields that must all be equal (none: every event), e.g. `{"name": "checkout", "success": false}`.
+    /// Fields that must all be equal (none: every object), e.g. `{"name": "checkout"}`.
     #[serde(default)]
-    pub data: EventFilter,
+    pub data: F,
     /// Results per page, 1 to 1000 (default 100).
     pub limit: Option<i64>,
     /// The `next` cursor of the previous page's result.
     pub after: Option<String>,
 }
 
-/// A search of receivers or groups.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DefinitionSearch {
-    /// Ignored (this server is the registry); accepted for prompts written for EPR's own MCP server.
-    #[serde(default, rename = "epr_url")]
-    pub _epr_url: EprUrl,
-    /// Fields that must all be equal (none: all of them), e.g. `{"type": "dev.cdevents.build.finished"}`.
-    #[serde(default)]
-    pub data: DefinitionFilter,
-    /// Results per page, 1 to 1000 (default 100).
-    pub limit: Option<i64>,
-    /// The `next` cursor of the previous page's result.
-    pub after: Option<String>,
+impl<F: Default> Search<F> {
+    /// The page asked for.
+    pub fn page(&self) -> Result<Page, RegistryError> {
+        Page::new(self.limit, self.after.clone())
+    }
 }
+
+/// A search of events.
+pub type EventSearch = Search<EventFilter>;
+/// A search of receivers or groups.
+pub type DefinitionSearch = Search<DefinitionFilter>;
 
 /// A new event.
 #[derive(Debug, Deserialize, JsonSchema)]

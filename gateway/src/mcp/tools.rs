@@ -271,17 +271,17 @@ async fn run(state: &AppState, name: &str, arguments: Value) -> Outcome {
         }
         "search_events" => {
             let q = parse::<args::EventSearch>(arguments)?;
-            let found = registry.find_events(&q.data, &Page::new(q.limit, q.after)?)?;
+            let found = registry.find_events(&q.data, &q.page()?)?;
             Ok(page_reply("events", found))
         }
         "search_receivers" => {
             let q = parse::<args::DefinitionSearch>(arguments)?;
-            let found = registry.find_receivers(&q.data, &Page::new(q.limit, q.after)?)?;
+            let found = registry.find_receivers(&q.data, &q.page()?)?;
             Ok(page_reply("receivers", found))
         }
         "search_groups" => {
             let q = parse::<args::DefinitionSearch>(arguments)?;
-            let found = registry.find_groups(&q.data, &Page::new(q.limit, q.after)?)?;
+            let found = registry.find_groups(&q.data, &q.page()?)?;
             Ok(page_reply("groups", found))
         }
         "create_event" => {
