@@ -189,7 +189,7 @@ impl Target {
             false,
         );
         let answer = self
-            .expect(&request, StatusCode::OK, "creating the receiver")
+            .expect(&request, StatusCode::CREATED, "creating the receiver")
             .await?;
         answer["data"]
             .as_str()
