@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -247,6 +248,11 @@ async fn group_status_names_the_receiver_a_gate_waits_for_and_provenance_tells_t
             json!({"count": 5, "type_prefix": "dev.mcp.release"})
         ),
         call("recent_events", json!({"count": 2})),
+        call(
+            "create_event",
+            json!({"event_data": event_body(&r.test, "checkout", false, json!({}))})
+        ),
+        call("group_status", json!({"group_id": r.group, "unit": unit()})),
     ]);
     let (_, results, _) = assistant(&gw.url("/mcp"), "legacy", Some(INGEST), &[], steps).await;
 
@@ -301,6 +307,22 @@ async fn group_status_names_the_receiver_a_gate_waits_for_and_provenance_tells_t
         latest,
         [&json!("dev.mcp.release-ready"), &json!("dev.mcp.test")],
         "newest first"
+    );
+
+    // the tests fail later: the gate closes and names the failure and its event
+    let failed = ok(&results[6])["id"]
+        .as_str()
+        .expect("the failure's id")
+        .to_owned();
+    let closed = ok(&results[7]);
+    assert_eq!(
+        (&closed["complete"], &closed["members"][1]["state"]),
+        (&json!(false), &json!("failed"))
+    );
+    let summary = text(&results[7]);
+    assert!(
+        summary.contains(&format!("failed: dev.mcp.test-receiver (event {failed})")),
+        "{summary}"
     );
 }
 
@@ -578,6 +600,9 @@ async fn mcp_over_http_checks_origin_and_host_and_answers_what_it_does_not_serve
         assert_eq!(answer["result"]["serverInfo"]["name"], "epr-gateway");
         assert_eq!(answer["result"]["protocolVersion"], "2025-06-18");
     }
+    // a 2025 client that sends the session id of another replica (or of none) is served
+    let (status, body) = post(&[("mcp-session-id", "from-another-replica")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     // stateless: no stream to open and no session to end
     for method in [Method::GET, Method::DELETE] {
         let response = gw
@@ -683,5 +708,67 @@ async fn the_workshops_own_mcp_server_fetches_searches_and_creates_against_the_g
         events["data"].as_array().map(Vec::len),
         Some(2),
         "the created event is stored"
+    );
+}
+
+/// Posts `count` events of `receiver` (unit names `<name>-<i>`), 16 at a time.
+async fn post_many(gw: &Gateway, receiver: &str, name: &str, count: usize) {
+    let bodies: Vec<Value> = (0..count)
+        .map(|i| event_body(receiver, &format!("{name}-{i}"), true, json!({})))
+        .collect();
+    let posts = futures::stream::iter(&bodies).map(|body| gw.post("/api/v1/events", body));
+    let answers: Vec<(StatusCode, Value)> = posts.buffer_unordered(16).collect().await;
+    for (status, answer) in answers {
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn recent_events_reach_back_through_a_long_log_newest_first() {
+    let gw = Gateway::start().await;
+    // the log: 1 and 3 receivers, 2, 347 and 348 the early events, the rest busy ones (the
+    // log is read backwards in steps: whichever they are, none may be skipped)
+    let early = gw.receiver("dev.mcp.early").await;
+    let first = gw.event(&early, "early-app", true).await;
+    let busy = gw.receiver("dev.mcp.busy").await;
+    post_many(&gw, &busy, "busy", 343).await;
+    let middle = [
+        gw.event(&early, "early-app", true).await,
+        gw.event(&early, "early-app", true).await,
+    ];
+    post_many(&gw, &busy, "late", 255).await;
+    assert_eq!(gw.last_sequence().await, 603);
+    let steps = json!([
+        call(
+            "recent_events",
+            json!({"type_prefix": "dev.mcp.early", "count": 5})
+        ),
+        call(
+            "recent_events",
+            json!({"type_prefix": "dev.mcp.busy", "count": 100})
+        ),
+        call("recent_events", json!({"count": 101})),
+    ]);
+    let (_, results, _) = assistant(&gw.url("/mcp"), "auto", None, &[], steps).await;
+    let found: Vec<(Value, Value)> = ok(&results[0])["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| (m["seq"].clone(), m["id"].clone()))
+        .collect();
+    let expected = [(348, &middle[1]), (347, &middle[0]), (2, &first)]
+        .map(|(seq, id)| (json!(seq), json!(id)));
+    assert_eq!(found, expected, "every early event, newest first");
+    let busy = ok(&results[1])["messages"]
+        .as_array()
+        .expect("messages")
+        .clone();
+    let seqs: Vec<u64> = busy.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    let newest: Vec<u64> = (349..=603).rev().take(100).collect();
+    assert_eq!(seqs, newest, "the 100 latest, newest first, none skipped");
+    assert!(
+        tool_error(&results[2]).contains("count must be between 1 and 100"),
+        "{}",
+        results[2]
     );
 }

@@ -11,7 +11,7 @@ pub const MAX_RECENT: usize = 100;
 const WINDOW: u64 = 256;
 
 impl Registry {
-    /// The latest `count` (1 to [`MAX_RECENT`]) messages of the log whose type starts with
+    /// The latest `count` (1 to [`MAX_RECENT`], else an error) messages of the log whose type starts with
     /// `type_prefix`, newest first, with their sequence numbers. Looks at no more than
     /// [`MAX_SCANNED`] entries, and stops early once the events' payloads reach
     /// [`MAX_PAGE_BYTES`].
@@ -20,7 +20,11 @@ impl Registry {
         count: usize,
         type_prefix: &str,
     ) -> Result<Vec<(u64, Message)>, RegistryError> {
-        let count = count.clamp(1, MAX_RECENT);
+        if !(1..=MAX_RECENT).contains(&count) {
+            return Err(RegistryError::invalid(format!(
+                "count must be between 1 and {MAX_RECENT}, got {count}"
+            )));
+        }
         let mut end = *self.store.durable_seq().borrow();
         let (mut found, mut scanned, mut bytes) = (Vec::new(), 0, 0);
         while end > 0 && found.len() < count && scanned < MAX_SCANNED && bytes < MAX_PAGE_BYTES {
