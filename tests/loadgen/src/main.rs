@@ -4,7 +4,8 @@
 //! second gateway relays to Kafka and the relay's throughput, end-to-end latency and CPU cost are
 //! reported beside the gateway without a broker. With `--plugins`, a gateway running three
 //! webhook watchers and a transform is loaded the same way, and its throughput, delivery and CPU
-//! reported beside the gateway without plugins.
+//! reported beside the gateway without plugins. With `--mcp`, one stored event is read over REST
+//! and through MCP's `fetch_event`, and the two rates compared.
 
 mod gateway;
 mod plugged;
@@ -78,6 +79,12 @@ struct Args {
     #[arg(long)]
     cdevents: bool,
 
+    /// Also read one stored event after each EPR-event phase, over REST (`GET
+    /// /api/v1/events/{id}`) and through MCP (`fetch_event` on `/mcp`), and print the ratio of
+    /// the two rates.
+    #[arg(long)]
+    mcp: bool,
+
     /// Skip the baseline phases.
     #[arg(long)]
     no_baseline: bool,
@@ -144,8 +151,15 @@ async fn main() -> anyhow::Result<()> {
         "epr-loadgen: {url}, {} s per phase, payload {} bytes",
         args.duration, args.payload_bytes
     );
+    let reads = match args.mcp {
+        true => {
+            let id = target.stored_event(&event).await?;
+            Some((Request::get_event(&id), Request::mcp_fetch_event(&id)))
+        }
+        false => None,
+    };
     report::print_header();
-    let mut events_posted = 0u64;
+    let mut events_posted = reads.is_some().into();
     for &concurrency in &args.concurrency {
         let baseline = if args.no_baseline {
             None
@@ -190,6 +204,18 @@ async fn main() -> anyhow::Result<()> {
                 "",
                 concurrency,
                 cdevents.rate() / result.rate()
+            );
+        }
+        if let Some((rest, mcp)) = &reads {
+            let by_rest = target.run(rest, concurrency, duration, args.rate).await?;
+            report::print(Phase::RestGet, concurrency, &by_rest, baseline.as_ref());
+            let by_mcp = target.run(mcp, concurrency, duration, args.rate).await?;
+            report::print(Phase::McpFetch, concurrency, &by_mcp, baseline.as_ref());
+            println!(
+                "{:<28} {:>5} MCP fetch_event rate / REST GET rate = {:.2}",
+                "",
+                concurrency,
+                by_mcp.rate() / by_rest.rate()
             );
         }
     }

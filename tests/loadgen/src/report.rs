@@ -20,6 +20,10 @@ pub enum Phase {
     Relayed,
     /// `POST /api/v1/events` to a gateway running plugins.
     Plugged,
+    /// `GET /api/v1/events/{id}`.
+    RestGet,
+    /// MCP `tools/call` `fetch_event` on `/mcp`.
+    McpFetch,
 }
 
 /// What a relay phase measured.
@@ -88,6 +92,8 @@ pub fn print(phase: Phase, concurrency: usize, r: &RunResult, baseline: Option<&
         Phase::CdEvents => "POST /webhook CDEvent (durable)",
         Phase::Relayed => "POST /api/v1/events + Kafka",
         Phase::Plugged => "POST /api/v1/events + plugins",
+        Phase::RestGet => "GET /api/v1/events/{id}",
+        Phase::McpFetch => "MCP fetch_event on /mcp",
     };
     let rate = RunResult::rate;
     let ms = |q: f64| r.latency_us.value_at_quantile(q) as f64 / 1000.0;

@@ -47,6 +47,28 @@ impl Request {
         }
     }
 
+    /// `GET /api/v1/events/{id}`: one stored event with its receiver.
+    pub fn get_event(id: &str) -> Self {
+        Request::json(
+            Method::GET,
+            &format!("/api/v1/events/{id}"),
+            Bytes::new(),
+            false,
+        )
+    }
+
+    /// The same event through MCP: `tools/call` of `fetch_event` on `/mcp` (Streamable HTTP;
+    /// the gateway answers plain JSON).
+    pub fn mcp_fetch_event(id: &str) -> Self {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "fetch_event", "arguments": {"id": id}}});
+        let mut request = Request::json(Method::POST, "/mcp", Bytes::from(body.to_string()), false);
+        request
+            .headers
+            .push(("accept", "application/json, text/event-stream".into()));
+        request
+    }
+
     /// The baseline: a no-op health check.
     pub fn liveness() -> Self {
         Request::json(Method::GET, "/healthz/liveness", Bytes::new(), false)
@@ -195,6 +217,29 @@ impl Target {
             .as_str()
             .map(str::to_owned)
             .ok_or_else(|| anyhow!("no receiver id in {answer}"))
+    }
+
+    /// Stores one event of `event` (an events request) and checks that MCP's `fetch_event`
+    /// finds it; its id.
+    pub async fn stored_event(&self, event: &Request) -> anyhow::Result<String> {
+        let answer = self
+            .expect(event, StatusCode::CREATED, "storing an event")
+            .await?;
+        let id = answer["data"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no event id in {answer}"))?
+            .to_owned();
+        let found = self
+            .expect(
+                &Request::mcp_fetch_event(&id),
+                StatusCode::OK,
+                "MCP fetch_event",
+            )
+            .await?;
+        if found["result"]["isError"] != json!(false) {
+            bail!("MCP fetch_event failed: {found}");
+        }
+        Ok(id)
     }
 
     /// Uploads the component `wasm` as plugin `name` with `grants`.
