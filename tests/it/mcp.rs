@@ -158,6 +158,7 @@ async fn an_assistant_lists_the_tools_and_reads_the_registry_over_streamable_htt
         ),
         call("search_groups", json!({"data": {}, "limit": 1})),
         call("gateway_status", json!({})),
+        ["resources"],
     ]);
     let (version, results, _) = assistant(&gw.url("/mcp"), "auto", None, &[], steps).await;
     assert_eq!(
@@ -229,6 +230,18 @@ async fn an_assistant_lists_the_tools_and_reads_the_registry_over_streamable_htt
         (&json!("ok"), &Value::Null)
     );
     assert_eq!(status["log"]["last_sequence"], 4);
+    let uris: Vec<&Value> = results[10]["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| &r["uri"])
+        .collect();
+    let schema_of = |id: &str| json!(format!("epr://receivers/{id}/schema"));
+    assert_eq!(
+        uris,
+        [&schema_of(&r.test), &schema_of(&r.build)],
+        "one per receiver, newest first"
+    );
 }
 
 #[tokio::test]

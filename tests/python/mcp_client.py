@@ -6,7 +6,8 @@
 header), or `stdio:<command> <args...>` (the command is launched with this environment, e.g.
 EPR_URL and EPR_TOKEN for `epr-gateway mcp`). <mode>: `auto` (the SDK's default: the current
 revision, discovered) or `legacy` (the 2025 revisions' `initialize` handshake). <steps>: a JSON
-list of `["tools"]`, `["templates"]`, `["resource", uri]` or `["call", tool, arguments]`.
+list of `["tools"]`, `["resources"]`, `["templates"]`, `["resource", uri]` or
+`["call", tool, arguments]`.
 
 Prints one JSON object: the negotiated protocol version and one result per step
 (`{"error": ...}` for a protocol error)."""
@@ -39,6 +40,8 @@ def dump(model):
 async def step(client, kind, *rest):
     if kind == "tools":
         return dump(await client.list_tools())
+    if kind == "resources":
+        return dump(await client.list_resources())
     if kind == "templates":
         return dump(await client.list_resource_templates())
     if kind == "resource":
