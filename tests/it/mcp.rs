@@ -134,14 +134,76 @@ async fn gateway_with_tokens() -> Gateway {
     Gateway::start_with(&[("EPR_ADMIN_TOKEN", ADMIN), ("EPR_INGEST_TOKEN", INGEST)]).await
 }
 
+/// Every tool, in the order `tools/list` gives them.
+const TOOLS: [&str; 15] = [
+    "fetch_event",
+    "fetch_receiver",
+    "fetch_group",
+    "search_events",
+    "search_receivers",
+    "search_groups",
+    "create_event",
+    "create_receiver",
+    "create_group",
+    "provenance",
+    "group_status",
+    "recent_events",
+    "list_plugins",
+    "plugin_dead_letters",
+    "gateway_status",
+];
+
 #[tokio::test]
-async fn an_assistant_lists_the_tools_and_reads_the_registry_over_streamable_http() {
+async fn an_assistant_finds_every_tool_described_and_every_receivers_schema() {
     let gw = gateway_with_tokens().await;
     let r = release_gate(&gw).await;
     let steps = json!([
         ["tools"],
         ["templates"],
+        ["resources"],
         ["resource", format!("epr://receivers/{}/schema", r.build)],
+    ]);
+    let (version, results, _) = assistant(&gw.url("/mcp"), "auto", None, &[], steps).await;
+    assert_eq!(
+        version, "2026-07-28",
+        "the SDK's default is the current revision"
+    );
+    let tools = results[0]["tools"].as_array().expect("tools");
+    let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names, TOOLS);
+    for tool in tools {
+        assert_eq!(tool["inputSchema"]["type"], "object", "{tool}");
+        assert!(
+            tool["description"].as_str().is_some_and(|d| d.len() > 40),
+            "{tool}"
+        );
+    }
+    assert_eq!(
+        results[1]["resourceTemplates"][0]["uriTemplate"],
+        "epr://receivers/{id}/schema"
+    );
+    let uris: Vec<&Value> = results[2]["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .map(|r| &r["uri"])
+        .collect();
+    let schema_of = |id: &str| json!(format!("epr://receivers/{id}/schema"));
+    assert_eq!(
+        uris,
+        [&schema_of(&r.test), &schema_of(&r.build)],
+        "one per receiver, newest first"
+    );
+    let schema: Value =
+        serde_json::from_str(results[3]["contents"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(schema["required"], json!(["artifact"]));
+}
+
+#[tokio::test]
+async fn an_assistant_fetches_and_searches_the_registry_over_streamable_http() {
+    let gw = gateway_with_tokens().await;
+    let r = release_gate(&gw).await;
+    let steps = json!([
         call("fetch_event", json!({"id": r.build_event})),
         call(
             "fetch_receiver",
@@ -158,90 +220,35 @@ async fn an_assistant_lists_the_tools_and_reads_the_registry_over_streamable_htt
         ),
         call("search_groups", json!({"data": {}, "limit": 1})),
         call("gateway_status", json!({})),
-        ["resources"],
     ]);
-    let (version, results, _) = assistant(&gw.url("/mcp"), "auto", None, &[], steps).await;
-    assert_eq!(
-        version, "2026-07-28",
-        "the SDK's default is the current revision"
-    );
-
-    let tools = results[0]["tools"].as_array().expect("tools");
-    let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
-    for name in [
-        "fetch_event",
-        "fetch_receiver",
-        "fetch_group",
-        "search_events",
-        "search_receivers",
-        "search_groups",
-        "create_event",
-        "create_receiver",
-        "create_group",
-        "provenance",
-        "group_status",
-        "recent_events",
-        "list_plugins",
-        "plugin_dead_letters",
-        "gateway_status",
-    ] {
-        let tool = tools
-            .iter()
-            .find(|t| t["name"] == name)
-            .unwrap_or_else(|| panic!("{name} in {names:?}"));
-        assert_eq!(tool["inputSchema"]["type"], "object", "{tool}");
-        assert!(
-            tool["description"].as_str().is_some_and(|d| d.len() > 40),
-            "{tool}"
-        );
-    }
-    assert_eq!(
-        results[1]["resourceTemplates"][0]["uriTemplate"],
-        "epr://receivers/{id}/schema"
-    );
-    let schema: Value =
-        serde_json::from_str(results[2]["contents"][0]["text"].as_str().unwrap()).unwrap();
-    assert_eq!(schema["required"], json!(["artifact"]));
-
-    let event = &ok(&results[3])["event"];
+    let (_, results, _) = assistant(&gw.url("/mcp"), "auto", None, &[], steps).await;
+    let event = &ok(&results[0])["event"];
     assert_eq!(
         (&event["id"], &event["payload"]),
         (&json!(r.build_event), &json!({"artifact": "checkout.tar"}))
     );
     assert_eq!(event["EventReceiver"]["type"], "dev.mcp.build");
     assert!(
-        text(&results[3]).contains("checkout 1.0.0"),
+        text(&results[0]).contains("checkout 1.0.0"),
         "{}",
-        results[3]
+        results[0]
     );
-    assert_eq!(ok(&results[4])["receiver"]["id"], r.test.as_str());
+    assert_eq!(ok(&results[1])["receiver"]["id"], r.test.as_str());
     assert_eq!(
-        ok(&results[5])["group"]["event_receiver_ids"],
+        ok(&results[2])["group"]["event_receiver_ids"],
         json!([r.build, r.test])
     );
-    assert_eq!(ok(&results[6])["events"][0]["id"], r.build_event.as_str());
-    assert_eq!(ok(&results[7])["receivers"][0]["id"], r.test.as_str());
-    let groups = ok(&results[8]);
+    assert_eq!(ok(&results[3])["events"][0]["id"], r.build_event.as_str());
+    assert_eq!(ok(&results[4])["receivers"][0]["id"], r.test.as_str());
+    let groups = ok(&results[5]);
     assert_eq!(groups["groups"].as_array().map(Vec::len), Some(1));
     assert!(groups["next"].is_null(), "one group only: {groups}");
-    let status = ok(&results[9]);
+    let status = ok(&results[6]);
     assert_eq!(
         (&status["status"], &status["kafka"]),
         (&json!("ok"), &Value::Null)
     );
     assert_eq!(status["log"]["last_sequence"], 4);
-    let uris: Vec<&Value> = results[10]["resources"]
-        .as_array()
-        .expect("resources")
-        .iter()
-        .map(|r| &r["uri"])
-        .collect();
-    let schema_of = |id: &str| json!(format!("epr://receivers/{id}/schema"));
-    assert_eq!(
-        uris,
-        [&schema_of(&r.test), &schema_of(&r.build)],
-        "one per receiver, newest first"
-    );
 }
 
 #[tokio::test]
@@ -531,7 +538,10 @@ async fn epr_gateway_mcp_serves_the_same_tools_on_stdio_with_the_token_and_never
             "2025-11-25"
         };
         assert_eq!(version, expected);
-        assert_eq!(results[0]["tools"].as_array().map(Vec::len), Some(15));
+        assert_eq!(
+            results[0]["tools"].as_array().map(Vec::len),
+            Some(TOOLS.len())
+        );
         assert!(
             results[1]["contents"][0]["text"]
                 .as_str()
