@@ -16,6 +16,7 @@ mod lifecycle;
 mod mcp;
 mod openapi;
 mod plugins;
+mod postgres;
 mod readme;
 mod rest_api;
 mod stream;
