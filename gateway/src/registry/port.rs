@@ -105,6 +105,9 @@ pub trait Store: Send + Sync {
     ) -> Result<Scan<Group>, StoreError>;
     /// Ids of the receivers whose type is `kind`, oldest first.
     fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError>;
+    /// The most recent event of `receiver_id` about `nvrpp` (the latest-event index that group
+    /// completion reads), if there is one.
+    fn latest_event(&self, receiver_id: &str, nvrpp: &Nvrpp) -> Result<Option<Event>, StoreError>;
     /// The setting `key`, if set.
     fn setting(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError>;
     /// Every setting whose key starts with `prefix`, in key order.

@@ -2,6 +2,8 @@
 //! can be mistaken for another and a key prefix selects exactly one value; index keys end with
 //! the id of the object they point to, so a prefix scan returns ids in time order.
 
+use crate::registry::model::Nvrpp;
+
 /// Appends `part` as a 4-byte big-endian length and its bytes.
 fn push_part(key: &mut Vec<u8>, part: &str) {
     key.extend_from_slice(&(part.len() as u32).to_be_bytes());
@@ -22,6 +24,13 @@ pub fn entry(parts: &[&str], id: &str) -> Vec<u8> {
     let mut key = prefix(parts);
     key.extend_from_slice(id.as_bytes());
     key
+}
+
+/// Key of the latest-event index: `(receiver id, NVRPP)`; its value is the id of the latest
+/// event and a success byte.
+pub fn latest(receiver_id: &str, nvrpp: &Nvrpp) -> Vec<u8> {
+    let [n, v, r, p, k] = nvrpp.parts();
+    prefix(&[receiver_id, n, v, r, p, k])
 }
 
 /// The id an index entry points to (what follows `prefix_len` bytes).

@@ -12,7 +12,7 @@ use super::keys;
 use super::trees::{Entry, TreeId, Trees, decode, sled_error};
 use super::writer::{self, Request, WriteHealth};
 use crate::registry::error::{RegistryError, StoreError};
-use crate::registry::model::{Event, Group, Receiver};
+use crate::registry::model::{Event, Group, Nvrpp, Receiver};
 use crate::registry::port::{Committed, LogEntry, Store, Work};
 use crate::registry::query::{
     DefinitionFilter, EventFilter, MAX_PAGE_BYTES, MAX_SCANNED, Page, Scan,
@@ -183,6 +183,17 @@ impl Store for SledStore {
 
     fn group(&self, id: &str) -> Result<Option<Group>, StoreError> {
         self.trees.get_json(TreeId::Groups, id.as_bytes())
+    }
+
+    fn latest_event(&self, receiver_id: &str, nvrpp: &Nvrpp) -> Result<Option<Event>, StoreError> {
+        let latest = self
+            .trees
+            .get(TreeId::Latest, &keys::latest(receiver_id, nvrpp))?;
+        // the value: the event's id, then its success byte
+        match latest.as_deref().and_then(|v| v.split_last()) {
+            Some((_, id)) => self.event(&String::from_utf8_lossy(id)),
+            None => Ok(None),
+        }
     }
 
     fn find_receivers(

@@ -376,7 +376,7 @@ impl Txn for SledTxn<'_> {
     }
 
     fn latest_success(&self, receiver_id: &str, nvrpp: &Nvrpp) -> Result<Option<bool>, StoreError> {
-        let key = latest_key(receiver_id, nvrpp);
+        let key = keys::latest(receiver_id, nvrpp);
         let value = self.get_raw(TreeId::Latest, &key)?;
         Ok(value.and_then(|v| v.last().map(|b| *b == 1)))
     }
@@ -474,7 +474,7 @@ impl Txn for SledTxn<'_> {
         latest.push(u8::from(event.success));
         self.put(
             TreeId::Latest,
-            latest_key(&event.event_receiver_id, &nvrpp),
+            keys::latest(&event.event_receiver_id, &nvrpp),
             latest,
         );
         Ok(())
@@ -486,12 +486,6 @@ impl Txn for SledTxn<'_> {
         self.put(TreeId::Log, key, encode(entry)?);
         Ok(())
     }
-}
-
-/// Key of the latest-event index.
-fn latest_key(receiver_id: &str, nvrpp: &Nvrpp) -> Vec<u8> {
-    let [n, v, r, p, k] = nvrpp.parts();
-    keys::prefix(&[receiver_id, n, v, r, p, k])
 }
 
 #[cfg(test)]
