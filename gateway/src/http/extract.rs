@@ -1,6 +1,6 @@
 //! Extractors that answer bad requests in the envelope: JSON bodies, query strings, tokens.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 
 use axum::http::request::Parts;
@@ -21,22 +21,22 @@ impl FromRequest<AppState> for RawBody {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let limit = state.limits.max_body_bytes;
-        read_body(req, state, limit, "request body too large")
+        read_body(req.into_body(), state, limit, "request body too large")
             .await
             .map(RawBody)
     }
 }
 
-/// The body of `req`, at most `limit` bytes (413 saying `too_large` and the limit beyond it),
+/// A request's `body`, at most `limit` bytes (413 saying `too_large` and the limit beyond it),
 /// arrived whole within the body deadline (408 otherwise).
 pub async fn read_body(
-    req: Request,
+    body: Body,
     state: &AppState,
     limit: usize,
     too_large: &str,
 ) -> Result<Bytes, ApiError> {
     let deadline = state.limits.body_timeout;
-    let read = axum::body::to_bytes(req.into_body(), limit);
+    let read = axum::body::to_bytes(body, limit);
     let bytes = tokio::time::timeout(deadline, read).await.map_err(|_| {
         ApiError::Status(
             StatusCode::REQUEST_TIMEOUT,

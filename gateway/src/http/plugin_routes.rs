@@ -35,7 +35,13 @@ impl FromRequest<AppState> for Component {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = read_body(req, state, MAX_COMPONENT_BYTES, "component too large").await?;
+        let bytes = read_body(
+            req.into_body(),
+            state,
+            MAX_COMPONENT_BYTES,
+            "component too large",
+        )
+        .await?;
         if bytes.is_empty() {
             return Err(ApiError::invalid(
                 "the body is empty: send the .wasm component (curl --data-binary @plugin.wasm -H 'content-type: application/wasm')",

@@ -41,12 +41,11 @@ impl GatewayMcp {
 }
 
 /// The headers of the HTTP request that carried the call (none over other transports).
-fn headers(context: &RequestContext<RoleServer>) -> HeaderMap {
+fn headers(context: &RequestContext<RoleServer>) -> Option<&HeaderMap> {
     context
         .extensions
         .get::<Parts>()
-        .map(|parts| parts.headers.clone())
-        .unwrap_or_default()
+        .map(|parts| &parts.headers)
 }
 
 /// The URI of receiver `id`'s schema.
@@ -91,7 +90,9 @@ impl ServerHandler for GatewayMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let arguments = request.arguments.unwrap_or_default();
-        match tools::call(&self.state, &headers(&context), &request.name, arguments).await {
+        let none = HeaderMap::new();
+        let headers = headers(&context).unwrap_or(&none);
+        match tools::call(&self.state, headers, &request.name, arguments).await {
             Some(result) => Ok(result.into()),
             None => Err(ErrorData::invalid_params(
                 format!(

@@ -54,13 +54,7 @@ async fn serve(state: AppState, transport: Transport, request: Request) -> Respo
     }
     let (parts, body) = request.into_parts();
     let limit = state.limits.max_body_bytes;
-    let read = read_body(
-        Request::from_parts(parts.clone(), body),
-        &state,
-        limit,
-        "MCP message too large",
-    );
-    let bytes = match read.await {
+    let bytes = match read_body(body, &state, limit, "MCP message too large").await {
         Ok(bytes) => bytes,
         Err(e) => return e.into_response(),
     };

@@ -15,6 +15,7 @@ use rmcp::{Peer, RoleClient, RoleServer, ServerHandler, ServiceExt};
 use thiserror::Error;
 
 use crate::cli::Connection;
+use crate::registry::query::MAX_PAGE_BYTES;
 
 /// Why the bridge stopped.
 #[derive(Debug, Error)]
@@ -67,6 +68,18 @@ struct Bridge {
 }
 
 impl Bridge {
+    /// The gateway's answer to a relayed request, marked complete, or its failure as the
+    /// client sees it.
+    async fn relay<T: Relayed>(
+        &self,
+        answer: impl Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, ErrorData> {
+        answer
+            .await
+            .map(Relayed::complete)
+            .map_err(|e| self.failed(e))
+    }
+
     /// An upstream failure as the client sees it: the gateway's own protocol error, or an
     /// internal error saying the gateway did not answer.
     fn failed(&self, e: ServiceError) -> ErrorData {
@@ -93,11 +106,7 @@ impl ServerHandler for Bridge {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        self.upstream
-            .list_tools(request)
-            .await
-            .map(Relayed::complete)
-            .map_err(|e| self.failed(e))
+        self.relay(self.upstream.list_tools(request)).await
     }
 
     async fn call_tool(
@@ -105,11 +114,9 @@ impl ServerHandler for Bridge {
         request: CallToolRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.upstream
-            .call_tool(request)
+        self.relay(self.upstream.call_tool(request))
             .await
-            .map(|result| result.complete().into())
-            .map_err(|e| self.failed(e))
+            .map(Into::into)
     }
 
     async fn list_resources(
@@ -117,11 +124,7 @@ impl ServerHandler for Bridge {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        self.upstream
-            .list_resources(request)
-            .await
-            .map(Relayed::complete)
-            .map_err(|e| self.failed(e))
+        self.relay(self.upstream.list_resources(request)).await
     }
 
     async fn list_resource_templates(
@@ -129,11 +132,8 @@ impl ServerHandler for Bridge {
         request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        self.upstream
-            .list_resource_templates(request)
+        self.relay(self.upstream.list_resource_templates(request))
             .await
-            .map(Relayed::complete)
-            .map_err(|e| self.failed(e))
     }
 
     async fn read_resource(
@@ -141,11 +141,9 @@ impl ServerHandler for Bridge {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        self.upstream
-            .read_resource(request)
+        self.relay(self.upstream.read_resource(request))
             .await
-            .map(|result| result.complete().into())
-            .map_err(|e| self.failed(e))
+            .map(Into::into)
     }
 }
 
@@ -158,6 +156,9 @@ pub async fn run(connection: Connection) -> Result<(), StdioError> {
         reason,
     };
     let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str());
+    // a page of results carries up to MAX_PAGE_BYTES of payloads, twice (structured and as
+    // text) and escaped in the text: more than the client's 16 MiB default
+    config.max_json_response_size = 4 * MAX_PAGE_BYTES;
     if let Some(token) = connection.token {
         config = config.auth_header(token);
     }

@@ -6,7 +6,6 @@ use std::sync::{Arc, LazyLock};
 use axum::http::HeaderMap;
 use rmcp::handler::server::common::schema_for_type;
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
-use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -37,8 +36,29 @@ struct Reply {
 
 type Outcome = Result<Reply, ApiError>;
 
+/// Which tool a call is for.
+#[derive(Debug, Clone, Copy)]
+enum Which {
+    FetchEvent,
+    FetchReceiver,
+    FetchGroup,
+    SearchEvents,
+    SearchReceivers,
+    SearchGroups,
+    CreateEvent,
+    CreateReceiver,
+    CreateGroup,
+    Provenance,
+    GroupStatus,
+    RecentEvents,
+    ListPlugins,
+    PluginDeadLetters,
+    GatewayStatus,
+}
+
 /// One tool.
 struct Spec {
+    which: Which,
     name: &'static str,
     title: &'static str,
     description: &'static str,
@@ -49,6 +69,7 @@ struct Spec {
 /// Every tool, in the order they are listed.
 const SPECS: &[Spec] = &[
     Spec {
+        which: Which::FetchEvent,
         name: "fetch_event",
         title: "Fetch Event",
         description: "Fetch one event by id: its unit (name, version, release, platform_id, package), success, payload exactly as posted, and its receiver.",
@@ -56,6 +77,7 @@ const SPECS: &[Spec] = &[
         schema: schema_for_type::<args::ById>,
     },
     Spec {
+        which: Which::FetchReceiver,
         name: "fetch_receiver",
         title: "Fetch Event Receiver",
         description: "Fetch one event receiver by id: its name, type, version, description and the JSON Schema its events' payloads must match.",
@@ -63,6 +85,7 @@ const SPECS: &[Spec] = &[
         schema: schema_for_type::<args::ById>,
     },
     Spec {
+        which: Which::FetchGroup,
         name: "fetch_group",
         title: "Fetch Event Receiver Group",
         description: "Fetch one event receiver group by id: its member receivers, whether it is enabled, and the type of the message published when it completes for a unit.",
@@ -70,6 +93,7 @@ const SPECS: &[Spec] = &[
         schema: schema_for_type::<args::ById>,
     },
     Spec {
+        which: Which::SearchEvents,
         name: "search_events",
         title: "Search Events",
         description: "Search events whose given fields (in data) are all equal, newest first, one page at a time: pass the result's next as after for the next page.",
@@ -77,6 +101,7 @@ const SPECS: &[Spec] = &[
         schema: schema_for_type::<args::EventSearch>,
     },
     Spec {
+        which: Which::SearchReceivers,
         name: "search_receivers",
         title: "Search Event Receivers",
         description: "Search event receivers by id, name, type or version (in data), newest first, paged like search_events.",
@@ -84,6 +109,7 @@ const SPECS: &[Spec] = &[
         schema: schema_for_type::<args::DefinitionSearch>,
     },
     Spec {
+        which: Which::SearchGroups,
         name: "search_groups",
         title: "Search Event Receiver Groups",
         description: "Search event receiver groups by id, name, type or version (in data), newest first, paged like search_events.",
@@ -91,6 +117,7 @@ const SPECS: &[Spec] = &[
         schema: schema_for_type::<args::DefinitionSearch>,
     },
     Spec {
+        which: Which::CreateEvent,
         name: "create_event",
         title: "Create Event",
         description: "Store a new event for a receiver; its payload must match the receiver's JSON Schema (read the resource epr://receivers/{id}/schema first). Answers the new event's id once it is durable. Needs the ingest token when the gateway has one.",
@@ -98,6 +125,7 @@ const SPECS: &[Spec] = &[
         schema: schema_for_type::<args::CreateEvent>,
     },
     Spec {
+        which: Which::CreateReceiver,
         name: "create_receiver",
         title: "Create Event Receiver",
         description: "Create an event receiver: a named, versioned event type with the JSON Schema its payloads must match. Answers the new receiver's id. Needs the admin token when the gateway has one.",
@@ -105,6 +133,7 @@ const SPECS: &[Spec] = &[
         schema: schema_for_type::<args::CreateReceiver>,
     },
     Spec {
+        which: Which::CreateGroup,
         name: "create_group",
         title: "Create Event Receiver Group",
         description: "Create a group of receivers that completes for a unit when the latest event of each member about that unit is a success. Answers the new group's id. Needs the admin token when the gateway has one.",
@@ -112,6 +141,7 @@ const SPECS: &[Spec] = &[
         schema: schema_for_type::<args::CreateGroup>,
     },
     Spec {
+        which: Which::Provenance,
         name: "provenance",
         title: "Provenance of a Unit",
         description: "The timeline of one unit (name, version, release, platform_id, package): its events oldest first, each with its receiver and the groups it completed.",
@@ -119,6 +149,7 @@ const SPECS: &[Spec] = &[
         schema: schema_for_type::<args::Provenance>,
     },
     Spec {
+        which: Which::GroupStatus,
         name: "group_status",
         title: "Group Status for a Unit",
         description: "Why a group has or has not completed for a unit: for each member receiver, whether it is satisfied (latest event a success), failed or still waiting, and the event that decided it.",
@@ -126,6 +157,7 @@ const SPECS: &[Spec] = &[
         schema: schema_for_type::<args::GroupStatus>,
     },
     Spec {
+        which: Which::RecentEvents,
         name: "recent_events",
         title: "Recent Events",
         description: "The latest messages of the gateway's log (events stored, receivers and groups created, groups completed), newest first, optionally only those whose type starts with a prefix. Payloads are left out: fetch_event has them.",
@@ -133,6 +165,7 @@ const SPECS: &[Spec] = &[
         schema: schema_for_type::<args::RecentEvents>,
     },
     Spec {
+        which: Which::ListPlugins,
         name: "list_plugins",
         title: "List Plugins",
         description: "The installed WebAssembly plugins: world (transform or watcher), revision, enabled, calls, failures, last error, a watcher's cursor and dead letters. Needs the admin token when the gateway has one.",
@@ -140,6 +173,7 @@ const SPECS: &[Spec] = &[
         schema: schema_for_type::<args::Nothing>,
     },
     Spec {
+        which: Which::PluginDeadLetters,
         name: "plugin_dead_letters",
         title: "Plugin Dead Letters",
         description: "The events a watcher plugin gave up on, with the last error and the attempts made. Needs the admin token when the gateway has one.",
@@ -147,6 +181,7 @@ const SPECS: &[Spec] = &[
         schema: schema_for_type::<args::PluginName>,
     },
     Spec {
+        which: Which::GatewayStatus,
         name: "gateway_status",
         title: "Gateway Status",
         description: "The gateway's health: version, uptime, store size, log position, the Kafka relay's broker state and lag, and the plugins in trouble.",
@@ -185,7 +220,7 @@ pub async fn call(
 ) -> Option<CallToolResult> {
     let spec = SPECS.iter().find(|spec| spec.name == name)?;
     let outcome = match allowed(state, headers, spec.access) {
-        Ok(()) => run(state, spec.name, Value::Object(arguments)).await,
+        Ok(()) => run(state, spec.which, Value::Object(arguments)).await,
         Err(e) => Err(e),
     };
     Some(match outcome {
@@ -215,7 +250,7 @@ fn allowed(state: &AppState, headers: &HeaderMap, access: Access) -> Result<(), 
 }
 
 /// The arguments as `T`, or an error naming the argument that is wrong.
-fn parse<T: DeserializeOwned + JsonSchema>(arguments: Value) -> Result<T, ApiError> {
+fn parse<T: DeserializeOwned>(arguments: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(arguments).map_err(|e| {
         let path = e.path().to_string();
         match path.as_str() {
@@ -225,10 +260,10 @@ fn parse<T: DeserializeOwned + JsonSchema>(arguments: Value) -> Result<T, ApiErr
     })
 }
 
-async fn run(state: &AppState, name: &str, arguments: Value) -> Outcome {
+async fn run(state: &AppState, which: Which, arguments: Value) -> Outcome {
     let registry = &state.registry;
-    match name {
-        "fetch_event" => {
+    match which {
+        Which::FetchEvent => {
             let id = parse::<args::ById>(arguments)?.id;
             let found = registry.event(&id)?;
             let e = &found.event;
@@ -244,7 +279,7 @@ async fn run(state: &AppState, name: &str, arguments: Value) -> Outcome {
                 data: json!({"event": found}),
             })
         }
-        "fetch_receiver" => {
+        Which::FetchReceiver => {
             let r = registry.receiver(&parse::<args::ById>(arguments)?.id)?;
             Ok(Reply {
                 summary: format!(
@@ -254,7 +289,7 @@ async fn run(state: &AppState, name: &str, arguments: Value) -> Outcome {
                 data: json!({"receiver": r}),
             })
         }
-        "fetch_group" => {
+        Which::FetchGroup => {
             let g = registry.group(&parse::<args::ById>(arguments)?.id)?;
             Ok(Reply {
                 summary: format!(
@@ -269,22 +304,22 @@ async fn run(state: &AppState, name: &str, arguments: Value) -> Outcome {
                 data: json!({"group": g}),
             })
         }
-        "search_events" => {
+        Which::SearchEvents => {
             let q = parse::<args::EventSearch>(arguments)?;
             let found = registry.find_events(&q.data, &q.page()?)?;
             Ok(page_reply("events", found))
         }
-        "search_receivers" => {
+        Which::SearchReceivers => {
             let q = parse::<args::DefinitionSearch>(arguments)?;
             let found = registry.find_receivers(&q.data, &q.page()?)?;
             Ok(page_reply("receivers", found))
         }
-        "search_groups" => {
+        Which::SearchGroups => {
             let q = parse::<args::DefinitionSearch>(arguments)?;
             let found = registry.find_groups(&q.data, &q.page()?)?;
             Ok(page_reply("groups", found))
         }
-        "create_event" => {
+        Which::CreateEvent => {
             let input = parse::<args::CreateEvent>(arguments)?.event_data;
             Ok(match registry.create_event(input).await? {
                 Some(id) => created("event", id),
@@ -294,16 +329,16 @@ async fn run(state: &AppState, name: &str, arguments: Value) -> Outcome {
                 },
             })
         }
-        "create_receiver" => {
+        Which::CreateReceiver => {
             let input = parse::<args::CreateReceiver>(arguments)?.receiver_data;
             Ok(created("receiver", registry.create_receiver(input).await?))
         }
-        "create_group" => {
+        Which::CreateGroup => {
             let input = parse::<args::CreateGroup>(arguments)?.group_data;
             Ok(created("group", registry.create_group(input).await?))
         }
-        "provenance" => provenance(state, parse(arguments)?),
-        "group_status" => {
+        Which::Provenance => provenance(state, parse(arguments)?),
+        Which::GroupStatus => {
             let q = parse::<args::GroupStatus>(arguments)?;
             let gate = registry.gate(&q.group_id, &q.unit)?;
             Ok(Reply {
@@ -311,7 +346,7 @@ async fn run(state: &AppState, name: &str, arguments: Value) -> Outcome {
                 data: serde_json::to_value(&gate).map_err(internal)?,
             })
         }
-        "recent_events" => {
+        Which::RecentEvents => {
             let q = parse::<args::RecentEvents>(arguments)?;
             let found = registry.recent_messages(q.count.unwrap_or(20), &q.type_prefix)?;
             let messages: Vec<Value> = found.iter().map(|(seq, m)| message_view(*seq, m)).collect();
@@ -320,7 +355,7 @@ async fn run(state: &AppState, name: &str, arguments: Value) -> Outcome {
                 data: json!({"messages": messages}),
             })
         }
-        "list_plugins" => {
+        Which::ListPlugins => {
             parse::<args::Nothing>(arguments)?;
             let plugins = state.plugins.list();
             let names: Vec<String> = plugins
@@ -342,7 +377,7 @@ async fn run(state: &AppState, name: &str, arguments: Value) -> Outcome {
                 data: json!({"plugins": plugins}),
             })
         }
-        "plugin_dead_letters" => {
+        Which::PluginDeadLetters => {
             let name = parse::<args::PluginName>(arguments)?.name;
             let letters = state.plugins.dead_letters(&name)?;
             Ok(Reply {
@@ -350,7 +385,7 @@ async fn run(state: &AppState, name: &str, arguments: Value) -> Outcome {
                 data: json!({"dead_letters": letters}),
             })
         }
-        "gateway_status" => {
+        Which::GatewayStatus => {
             parse::<args::Nothing>(arguments)?;
             let status = crate::http::health::status_report(state);
             Ok(Reply {
@@ -358,10 +393,6 @@ async fn run(state: &AppState, name: &str, arguments: Value) -> Outcome {
                 data: status,
             })
         }
-        other => Err(ApiError::Status(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            format!("tool {other} is listed but has no handler"),
-        )),
     }
 }
 

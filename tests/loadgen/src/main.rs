@@ -199,11 +199,11 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
             events_posted += cdevents.ok;
             report::print(Phase::CdEvents, concurrency, &cdevents, baseline.as_ref());
-            println!(
-                "{:<28} {:>5} CDEvent rate / EPR-event rate = {:.2}",
-                "",
+            report::print_ratio(
                 concurrency,
-                cdevents.rate() / result.rate()
+                "CDEvent rate / EPR-event rate",
+                &cdevents,
+                &result,
             );
         }
         if let Some((rest, mcp)) = &reads {
@@ -211,11 +211,11 @@ async fn main() -> anyhow::Result<()> {
             report::print(Phase::RestGet, concurrency, &by_rest, baseline.as_ref());
             let by_mcp = target.run(mcp, concurrency, duration, args.rate).await?;
             report::print(Phase::McpFetch, concurrency, &by_mcp, baseline.as_ref());
-            println!(
-                "{:<28} {:>5} MCP fetch_event rate / REST GET rate = {:.2}",
-                "",
+            report::print_ratio(
                 concurrency,
-                by_mcp.rate() / by_rest.rate()
+                "MCP fetch_event rate / REST GET rate",
+                &by_mcp,
+                &by_rest,
             );
         }
     }

@@ -112,6 +112,16 @@ pub fn print(phase: Phase, concurrency: usize, r: &RunResult, baseline: Option<&
     );
 }
 
+/// Prints `what`: the rate of phase `r` as a ratio of phase `of`'s, below them.
+pub fn print_ratio(concurrency: usize, what: &str, r: &RunResult, of: &RunResult) {
+    println!(
+        "{:<28} {:>5} {what} = {:.2}",
+        "",
+        concurrency,
+        r.rate() / of.rate()
+    );
+}
+
 /// Prints the bytes the data directory occupies on disk, per event posted.
 pub fn print_disk(dir: &Path, events: u64) -> anyhow::Result<()> {
     let bytes = disk_bytes(dir)?;
