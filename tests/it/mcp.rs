@@ -9,7 +9,7 @@ use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{self, Gateway, binary, event_body, receiver_body};
+use crate::support::{self, Api, Gateway, binary, event_body, receiver_body};
 
 const ADMIN: &str = "adm1n-t0ken";
 const INGEST: &str = "1ngest-t0ken";
@@ -355,18 +355,23 @@ async fn bad_arguments_refused_payloads_and_missing_tokens_are_tool_errors_that_
         "platform_id": "p", "package": "p", "description": "d", "payload": {"artifact": 5},
         "success": true, "event_receiver_id": r.build}});
     let receiver = json!({"receiver_data": receiver_body("dev.mcp.new", json!({}))});
-    let steps = |token_tools: &[&str]| {
-        let mut steps = vec![
-            call("create_event", bad_build.clone()),
-            call("fetch_event", json!({"idx": r.build_event})),
-            call("search_events", json!({"data": {"colour": "red"}})),
-            call("fetch_group", json!({"id": "01NOSUCHGROUP0000000000000"})),
-            json!(["call", "no_such_tool", {}]),
-        ];
-        steps.extend(token_tools.iter().map(|tool| call(tool, json!({}))));
-        Value::Array(steps)
-    };
-    let (_, results, _) = assistant(&gw.url("/mcp"), "auto", Some(INGEST), &[], steps(&[])).await;
+    // nested deeper than the gateway allows, within what a JSON parser takes
+    let mut deep = json!({"artifact": "x"});
+    for _ in 0..100 {
+        deep = json!({"nested": deep});
+    }
+    let deep_build = json!({"event_data": {"name": "checkout", "version": "1", "release": "1",
+        "platform_id": "p", "package": "p", "description": "d", "payload": deep,
+        "success": true, "event_receiver_id": r.build}});
+    let steps = json!([
+        call("create_event", bad_build),
+        call("fetch_event", json!({"idx": r.build_event})),
+        call("search_events", json!({"data": {"colour": "red"}})),
+        call("fetch_group", json!({"id": "01NOSUCHGROUP0000000000000"})),
+        ["call", "no_such_tool", {}],
+        call("create_event", deep_build),
+    ]);
+    let (_, results, _) = assistant(&gw.url("/mcp"), "auto", Some(INGEST), &[], steps).await;
     let refused = tool_error(&results[0]);
     assert!(
         refused.contains("did not match") && refused.contains("/artifact"),
@@ -391,6 +396,8 @@ async fn bad_arguments_refused_payloads_and_missing_tokens_are_tool_errors_that_
         "{}",
         results[4]
     );
+    let deep = tool_error(&results[5]);
+    assert!(deep.contains("nested 101 levels deep"), "{deep}");
     assert_eq!(gw.last_sequence().await, before, "nothing stored");
 
     // creates need the tokens the REST API needs; reads do not
@@ -591,40 +598,56 @@ async fn epr_gateway_mcp_serves_the_same_tools_on_stdio_with_the_token_and_never
     );
 }
 
+/// POSTs one JSON-RPC `message` to `/mcp` of `api` as a Streamable HTTP client does, with
+/// `headers` too: the status and the body.
+async fn rpc(api: &Api, message: &Value, headers: &[(&str, &str)]) -> (StatusCode, String) {
+    let mut request = api
+        .http
+        .post(api.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(message.to_string());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
 #[tokio::test]
 async fn mcp_over_http_checks_origin_and_host_and_answers_what_it_does_not_serve() {
     let gw = Gateway::start().await;
     let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
-    let post = |headers: &[(&str, &str)]| {
-        let mut request = gw
-            .http
-            .post(gw.url("/mcp"))
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .body(initialize.to_string());
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        async move {
-            let response = request.send().await.unwrap();
-            (response.status(), response.text().await.unwrap())
-        }
-    };
-    let (status, body) = post(&[("origin", "https://evil.example")]).await;
+    let (status, body) = rpc(&gw, &initialize, &[("origin", "https://evil.example")]).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(body.contains("EPR_MCP_ORIGINS"), "{body}");
-    let (status, body) = post(&[("host", "rebound.evil.example")]).await;
+    let (status, body) = rpc(&gw, &initialize, &[("host", "rebound.evil.example")]).await;
     assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{body}");
     for headers in [&[][..], &[("origin", "http://localhost:6274")][..]] {
-        let (status, body) = post(headers).await;
+        let (status, body) = rpc(&gw, &initialize, headers).await;
         assert_eq!(status, StatusCode::OK, "{headers:?}: {body}");
         let answer: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(answer["result"]["serverInfo"]["name"], "epr-gateway");
         assert_eq!(answer["result"]["protocolVersion"], "2025-06-18");
     }
+    // a message nested beyond what the JSON parser takes is refused, and the gateway goes on
+    let mut deep = json!(1);
+    for _ in 0..200 {
+        deep = json!([deep]);
+    }
+    let message = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "fetch_event", "arguments": {"id": deep}}});
+    let (status, body) = rpc(&gw, &message, &[]).await;
+    assert!(status.is_client_error(), "{status}: {body}");
+    assert!(body.contains("recursion limit exceeded"), "{body}");
     // a 2025 client that sends the session id of another replica (or of none) is served
-    let (status, body) = post(&[("mcp-session-id", "from-another-replica")]).await;
+    let (status, body) = rpc(
+        &gw,
+        &initialize,
+        &[("mcp-session-id", "from-another-replica")],
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // stateless: no stream to open and no session to end
     for method in [Method::GET, Method::DELETE] {
@@ -641,17 +664,13 @@ async fn mcp_over_http_checks_origin_and_host_and_answers_what_it_does_not_serve
         );
     }
     let origins = Gateway::start_with(&[("EPR_MCP_ORIGINS", "https://tools.example.com")]).await;
-    let response = origins
-        .http
-        .post(origins.url("/mcp"))
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("origin", "https://tools.example.com")
-        .body(initialize.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "a configured origin");
+    let (status, body) = rpc(
+        &origins,
+        &initialize,
+        &[("origin", "https://tools.example.com")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "a configured origin: {body}");
 }
 
 #[tokio::test]
