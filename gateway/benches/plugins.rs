@@ -71,7 +71,7 @@ fn plugin_calls(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path()).unwrap()) as Arc<dyn Store>;
     let services = Arc::new(Services {
-        registry: Arc::new(Registry::new(store).unwrap()),
+        registry: Arc::new(runtime.block_on(Registry::new(store)).unwrap()),
         http: reqwest::Client::new(),
         runtime: runtime.handle().clone(),
         kv_usage: Default::default(),

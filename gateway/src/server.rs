@@ -95,8 +95,8 @@ async fn build(config: &ServeConfig, metrics: PrometheusHandle) -> Result<Compon
     let (admin_token, ingest_token) = config.tokens()?;
     let file = config.file()?;
     let store = Arc::new(SledStore::open(&config.data_dir)?);
-    let registry = Arc::new(Registry::new(store.clone() as Arc<dyn Store>)?);
-    let sources = WebhookSources::load(store.clone(), file.webhooks)?;
+    let registry = Arc::new(Registry::new(store.clone() as Arc<dyn Store>).await?);
+    let sources = WebhookSources::load(store.clone(), file.webhooks).await?;
     let plugins = PluginManager::start(registry.clone()).await?;
     let addr = SocketAddr::new(config.host, config.port);
     let listener = TcpListener::bind(addr)
@@ -109,11 +109,7 @@ async fn build(config: &ServeConfig, metrics: PrometheusHandle) -> Result<Compon
     let relay = match config.kafka(local) {
         Some(kafka) => {
             tracing::info!(brokers = %kafka.brokers, topic = %kafka.topic, "relaying the log to Kafka");
-            Some(crate::bus::kafka::spawn(
-                registry.clone(),
-                kafka,
-                stopped.clone(),
-            )?)
+            Some(crate::bus::kafka::spawn(registry.clone(), kafka, stopped.clone()).await?)
         }
         None => None,
     };

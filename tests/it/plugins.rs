@@ -895,7 +895,7 @@ async fn a_stored_plugin_that_no_longer_loads_can_be_replaced_or_deleted() {
         use epr_gateway::registry::port::Store;
         let sled = Arc::new(epr_gateway::store::SledStore::open(&dir).unwrap());
         let store: Arc<dyn Store> = sled.clone();
-        let records = catalog::records(store.as_ref()).unwrap();
+        let records = catalog::records(store.as_ref()).await.unwrap();
         assert_eq!(records.len(), 2);
         for record in records {
             let stale = (wasm("wrong_imports"), b"not an artifact".to_vec());

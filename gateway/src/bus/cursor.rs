@@ -22,9 +22,9 @@ pub struct DurableCursor {
 
 impl DurableCursor {
     /// The cursor stored under setting `key` (0, the start of the log, when there is none).
-    pub fn load(registry: Arc<Registry>, key: impl Into<String>) -> Self {
+    pub async fn load(registry: Arc<Registry>, key: impl Into<String>) -> Self {
         let key = key.into();
-        let position = stored(&registry, &key);
+        let position = stored(&registry, &key).await;
         DurableCursor {
             registry,
             key,
@@ -70,8 +70,8 @@ impl DurableCursor {
 }
 
 /// The position stored under setting `key` (0 when there is none or it cannot be read).
-pub fn stored(registry: &Registry, key: &str) -> u64 {
-    match registry.store().setting(key) {
+pub async fn stored(registry: &Registry, key: &str) -> u64 {
+    match registry.store().setting(key).await {
         Ok(value) => value.and_then(|v| v.as_u64()).unwrap_or(0),
         Err(e) => {
             tracing::error!(cursor = key, error = %e, "cannot read the cursor; starting from the start of the log (at-least-once)");

@@ -101,7 +101,7 @@ where
                 if f.looked_at % YIELD_EVERY == 0 {
                     tokio::task::yield_now().await;
                 }
-                match f.registry.render(&entry) {
+                match f.registry.render(&entry).await {
                     Ok(message) => {
                         f.set_stuck(false);
                         f.after = seq;
@@ -122,7 +122,7 @@ where
                 }
             }
             f.durable.borrow_and_update();
-            match f.registry.store().log_after(f.after, READ_AHEAD) {
+            match f.registry.store().log_after(f.after, READ_AHEAD).await {
                 Ok(entries) if !entries.is_empty() => {
                     f.pending.extend(entries);
                     continue;

@@ -46,7 +46,7 @@ pub struct Query;
 impl Query {
     /// The event with this id (a list of one, as in EPR).
     async fn events_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Vec<EventObject>> {
-        Ok(vec![registry(ctx).event(&id)?.event.into()])
+        Ok(vec![registry(ctx).event(&id).await?.event.into()])
     }
 
     /// The receiver with this id (a list of one).
@@ -55,7 +55,7 @@ impl Query {
         ctx: &Context<'_>,
         id: ID,
     ) -> Result<Vec<ReceiverObject>> {
-        Ok(vec![registry(ctx).receiver(&id)?.into()])
+        Ok(vec![registry(ctx).receiver(&id).await?.into()])
     }
 
     /// The group with this id (a list of one).
@@ -64,7 +64,7 @@ impl Query {
         ctx: &Context<'_>,
         id: ID,
     ) -> Result<Vec<GroupObject>> {
-        Ok(vec![registry(ctx).group(&id)?.into()])
+        Ok(vec![registry(ctx).group(&id).await?.into()])
     }
 
     /// Events whose given fields are all equal to the filter's, newest first.
@@ -76,7 +76,9 @@ impl Query {
         limit: Option<i32>,
         after: Option<ID>,
     ) -> Result<Vec<EventObject>> {
-        let found = registry(ctx).find_events(&event.into(), &page(limit, after)?)?;
+        let found = registry(ctx)
+            .find_events(&event.into(), &page(limit, after)?)
+            .await?;
         Ok(objects(found.items))
     }
 
@@ -89,7 +91,9 @@ impl Query {
         limit: Option<i32>,
         after: Option<ID>,
     ) -> Result<Vec<ReceiverObject>> {
-        let found = registry(ctx).find_receivers(&event_receiver.into(), &page(limit, after)?)?;
+        let found = registry(ctx)
+            .find_receivers(&event_receiver.into(), &page(limit, after)?)
+            .await?;
         Ok(objects(found.items))
     }
 
@@ -102,8 +106,9 @@ impl Query {
         limit: Option<i32>,
         after: Option<ID>,
     ) -> Result<Vec<GroupObject>> {
-        let found =
-            registry(ctx).find_groups(&event_receiver_group.into(), &page(limit, after)?)?;
+        let found = registry(ctx)
+            .find_groups(&event_receiver_group.into(), &page(limit, after)?)
+            .await?;
         Ok(objects(found.items))
     }
 
@@ -132,7 +137,9 @@ impl Query {
             platform_id,
             package,
         };
-        let steps = registry(ctx).provenance(&nvrpp, page(limit, None)?.limit)?;
+        let steps = registry(ctx)
+            .provenance(&nvrpp, page(limit, None)?.limit)
+            .await?;
         Ok(objects(steps))
     }
 
@@ -140,14 +147,14 @@ impl Query {
     async fn plugins(&self, ctx: &Context<'_>) -> Result<Vec<PluginObject>> {
         ctx.data_unchecked::<Caller>().may_administer()?;
         let host = ctx.data_unchecked::<Arc<PluginManager>>();
-        Ok(objects(host.list()))
+        Ok(objects(host.list().await))
     }
 
     /// The events watcher `name` gave up on, oldest first (beyond EPR; the admin token).
     async fn dead_letters(&self, ctx: &Context<'_>, name: String) -> Result<Vec<DeadLetterObject>> {
         ctx.data_unchecked::<Caller>().may_administer()?;
         let host = ctx.data_unchecked::<Arc<PluginManager>>();
-        Ok(objects(host.dead_letters(&name)?))
+        Ok(objects(host.dead_letters(&name).await?))
     }
 }
 

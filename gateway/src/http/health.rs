@@ -47,7 +47,7 @@ fn kafka(state: &AppState) -> serde_json::Value {
 async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
     let kafka = kafka(&state);
     let log = log_readers();
-    match state.registry.store().check() {
+    match state.registry.store().check().await {
         Ok(()) => (
             StatusCode::OK,
             Json(json!({"status": "ready", "store": "ok", "kafka": kafka, "log": log})),
@@ -70,21 +70,23 @@ fn log_readers() -> serde_json::Value {
 #[utoipa::path(get, path = "/healthz/status", tag = "health",
     responses((status = 200, description = "The status", body = Object)))]
 async fn status(State(state): State<AppState>) -> impl IntoResponse {
-    Json(status_report(&state))
+    Json(status_report(&state).await)
 }
 
 /// What `/healthz/status` reports (also the MCP tool `gateway_status`).
-pub(crate) fn status_report(state: &AppState) -> serde_json::Value {
+pub(crate) async fn status_report(state: &AppState) -> serde_json::Value {
     let store = state.registry.store();
     let last_seq = *store.durable_seq().borrow();
+    let healthy = store.check().await.is_ok();
+    let size_on_disk = store.size_on_disk().await.ok();
     json!({
-        "status": if store.check().is_ok() { "ok" } else { "degraded" },
+        "status": if healthy { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
         "log": {"last_sequence": last_seq, "readers_stuck": log_stream::readers_stuck()},
         "store": {
             "data_dir": state.data_dir.display().to_string(),
-            "size_on_disk_bytes": store.size_on_disk().ok(),
+            "size_on_disk_bytes": size_on_disk,
         },
         "kafka": kafka(state),
         "plugins": plugin_health(state),
@@ -118,7 +120,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let store = state.registry.store();
     metrics::gauge!(telemetry::LOG_LENGTH).set(*store.durable_seq().borrow() as f64);
     kafka(&state);
-    if let Ok(bytes) = store.size_on_disk() {
+    if let Ok(bytes) = store.size_on_disk().await {
         metrics::gauge!(telemetry::STORE_BYTES).set(bytes as f64);
     }
     (

@@ -67,7 +67,7 @@ fn grants(headers: &HeaderMap) -> Result<Option<Grants>, ApiError> {
     responses((status = 200, description = "The plugins", body = Envelope<Vec<Object>>),
         (status = 401, description = "The admin token is missing or wrong", body = ErrorBody)))]
 async fn list(_: AdminAuth, State(state): State<AppState>) -> Response {
-    ok(state.plugins.list()).into_response()
+    ok(state.plugins.list().await).into_response()
 }
 
 /// One plugin.
@@ -80,7 +80,7 @@ async fn one(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(ok(state.plugins.get(&name)?).into_response())
+    Ok(ok(state.plugins.get(&name).await?).into_response())
 }
 
 /// Query of an upload.
@@ -174,7 +174,7 @@ async fn dead_letters(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(ok(state.plugins.dead_letters(&name)?).into_response())
+    Ok(ok(state.plugins.dead_letters(&name).await?).into_response())
 }
 
 /// Hands a watcher's dead letters to it again.

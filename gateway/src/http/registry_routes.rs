@@ -113,7 +113,7 @@ async fn get_receiver(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Answer<[Receiver; 1]> {
-    Ok(ok([state.registry.receiver(&id)?]))
+    Ok(ok([state.registry.receiver(&id).await?]))
 }
 
 /// An event by id with its receiver (a list of one, as in EPR).
@@ -125,7 +125,7 @@ async fn get_event(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Answer<[EventWithReceiver; 1]> {
-    Ok(ok([state.registry.event(&id)?]))
+    Ok(ok([state.registry.event(&id).await?]))
 }
 
 /// A group by id (a list of one, as in EPR).
@@ -134,7 +134,7 @@ async fn get_event(
     responses((status = 200, description = "The group", body = Envelope<Vec<Group>>),
         (status = 404, description = "No such group", body = ErrorBody)))]
 async fn get_group(State(state): State<AppState>, Path(id): Path<String>) -> Answer<[Group; 1]> {
-    Ok(ok([state.registry.group(&id)?]))
+    Ok(ok([state.registry.group(&id).await?]))
 }
 
 fn found<T>(found: Found<T>) -> Json<Envelope<Vec<T>>> {
@@ -190,7 +190,7 @@ async fn find_events(
         event_receiver_id: q.event_receiver_id,
     };
     let page = Page::new(q.limit.map(saturating), q.after)?;
-    Ok(found(state.registry.find_events(&filter, &page)?))
+    Ok(found(state.registry.find_events(&filter, &page).await?))
 }
 
 /// Query of a receiver or group search: exact matches, and the page.
@@ -235,7 +235,7 @@ async fn find_receivers(
     Params(q): Params<DefinitionSearch>,
 ) -> Answer<Vec<Receiver>> {
     let (filter, page) = q.split()?;
-    Ok(found(state.registry.find_receivers(&filter, &page)?))
+    Ok(found(state.registry.find_receivers(&filter, &page).await?))
 }
 
 /// Groups whose given fields all match, newest first.
@@ -247,7 +247,7 @@ async fn find_groups(
     Params(q): Params<DefinitionSearch>,
 ) -> Answer<Vec<Group>> {
     let (filter, page) = q.split()?;
-    Ok(found(state.registry.find_groups(&filter, &page)?))
+    Ok(found(state.registry.find_groups(&filter, &page).await?))
 }
 
 /// A `limit` from a query string as [`Page::new`] takes it.

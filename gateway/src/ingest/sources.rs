@@ -206,7 +206,7 @@ pub struct WebhookSources {
 
 impl WebhookSources {
     /// The built-in source, then those kept in the store, then those of the config file.
-    pub fn load(
+    pub async fn load(
         store: Arc<dyn Store>,
         from_config: Vec<WebhookSource>,
     ) -> Result<Self, SourceError> {
@@ -214,6 +214,7 @@ impl WebhookSources {
         all.insert(DEFAULT_SOURCE.to_owned(), WebhookSource::builtin());
         for (_, value) in store
             .settings(SETTING_PREFIX)
+            .await
             .map_err(RegistryError::from)?
         {
             let source: WebhookSource = serde_json::from_value(value)

@@ -116,6 +116,7 @@ impl ServerHandler for GatewayMcp {
             .state
             .registry
             .find_receivers(&DefinitionFilter::default(), &page)
+            .await
             .map_err(resource_error)?;
         let resources = found
             .items
@@ -166,7 +167,12 @@ impl ServerHandler for GatewayMcp {
                     None,
                 )
             })?;
-        let receiver = self.state.registry.receiver(id).map_err(resource_error)?;
+        let receiver = self
+            .state
+            .registry
+            .receiver(id)
+            .await
+            .map_err(resource_error)?;
         let contents = ResourceContents::text(receiver.schema.get(), request.uri.clone())
             .with_mime_type("application/schema+json");
         Ok(ReadResourceResult::new(vec![contents]).into())

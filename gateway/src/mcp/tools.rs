@@ -265,7 +265,7 @@ async fn run(state: &AppState, which: Which, arguments: Value) -> Outcome {
     match which {
         Which::FetchEvent => {
             let id = parse::<args::ById>(arguments)?.id;
-            let found = registry.event(&id)?;
+            let found = registry.event(&id).await?;
             let e = &found.event;
             Ok(Reply {
                 summary: format!(
@@ -280,7 +280,9 @@ async fn run(state: &AppState, which: Which, arguments: Value) -> Outcome {
             })
         }
         Which::FetchReceiver => {
-            let r = registry.receiver(&parse::<args::ById>(arguments)?.id)?;
+            let r = registry
+                .receiver(&parse::<args::ById>(arguments)?.id)
+                .await?;
             Ok(Reply {
                 summary: format!(
                     "receiver {} {} {} of type {}",
@@ -290,7 +292,7 @@ async fn run(state: &AppState, which: Which, arguments: Value) -> Outcome {
             })
         }
         Which::FetchGroup => {
-            let g = registry.group(&parse::<args::ById>(arguments)?.id)?;
+            let g = registry.group(&parse::<args::ById>(arguments)?.id).await?;
             Ok(Reply {
                 summary: format!(
                     "group {} {} {} of type {}, {}, {} member receivers",
@@ -306,17 +308,17 @@ async fn run(state: &AppState, which: Which, arguments: Value) -> Outcome {
         }
         Which::SearchEvents => {
             let q = parse::<args::EventSearch>(arguments)?;
-            let found = registry.find_events(&q.data, &q.page()?)?;
+            let found = registry.find_events(&q.data, &q.page()?).await?;
             Ok(page_reply("events", found))
         }
         Which::SearchReceivers => {
             let q = parse::<args::DefinitionSearch>(arguments)?;
-            let found = registry.find_receivers(&q.data, &q.page()?)?;
+            let found = registry.find_receivers(&q.data, &q.page()?).await?;
             Ok(page_reply("receivers", found))
         }
         Which::SearchGroups => {
             let q = parse::<args::DefinitionSearch>(arguments)?;
-            let found = registry.find_groups(&q.data, &q.page()?)?;
+            let found = registry.find_groups(&q.data, &q.page()?).await?;
             Ok(page_reply("groups", found))
         }
         Which::CreateEvent => {
@@ -337,10 +339,10 @@ async fn run(state: &AppState, which: Which, arguments: Value) -> Outcome {
             let input = parse::<args::CreateGroup>(arguments)?.group_data;
             Ok(created("group", registry.create_group(input).await?))
         }
-        Which::Provenance => provenance(state, parse(arguments)?),
+        Which::Provenance => provenance(state, parse(arguments)?).await,
         Which::GroupStatus => {
             let q = parse::<args::GroupStatus>(arguments)?;
-            let gate = registry.gate(&q.group_id, &q.unit)?;
+            let gate = registry.gate(&q.group_id, &q.unit).await?;
             Ok(Reply {
                 summary: gate_text(&gate),
                 data: serde_json::to_value(&gate).map_err(internal)?,
@@ -348,7 +350,9 @@ async fn run(state: &AppState, which: Which, arguments: Value) -> Outcome {
         }
         Which::RecentEvents => {
             let q = parse::<args::RecentEvents>(arguments)?;
-            let found = registry.recent_messages(q.count.unwrap_or(20), &q.type_prefix)?;
+            let found = registry
+                .recent_messages(q.count.unwrap_or(20), &q.type_prefix)
+                .await?;
             let messages: Vec<Value> = found.iter().map(|(seq, m)| message_view(*seq, m)).collect();
             Ok(Reply {
                 summary: format!("the {} latest messages, newest first", messages.len()),
@@ -357,7 +361,7 @@ async fn run(state: &AppState, which: Which, arguments: Value) -> Outcome {
         }
         Which::ListPlugins => {
             parse::<args::Nothing>(arguments)?;
-            let plugins = state.plugins.list();
+            let plugins = state.plugins.list().await;
             let names: Vec<String> = plugins
                 .iter()
                 .map(|p| {
@@ -379,7 +383,7 @@ async fn run(state: &AppState, which: Which, arguments: Value) -> Outcome {
         }
         Which::PluginDeadLetters => {
             let name = parse::<args::PluginName>(arguments)?.name;
-            let letters = state.plugins.dead_letters(&name)?;
+            let letters = state.plugins.dead_letters(&name).await?;
             Ok(Reply {
                 summary: format!("{} dead letters of plugin {name}", letters.len()),
                 data: json!({"dead_letters": letters}),
@@ -387,7 +391,7 @@ async fn run(state: &AppState, which: Which, arguments: Value) -> Outcome {
         }
         Which::GatewayStatus => {
             parse::<args::Nothing>(arguments)?;
-            let status = crate::http::health::status_report(state);
+            let status = crate::http::health::status_report(state).await;
             Ok(Reply {
                 summary: status_text(&status),
                 data: status,
@@ -396,9 +400,9 @@ async fn run(state: &AppState, which: Which, arguments: Value) -> Outcome {
     }
 }
 
-fn provenance(state: &AppState, q: args::Provenance) -> Outcome {
+async fn provenance(state: &AppState, q: args::Provenance) -> Outcome {
     let limit = Page::new(q.limit, None)?.limit.min(MAX_LIMIT);
-    let steps = state.registry.provenance(&q.unit, limit)?;
+    let steps = state.registry.provenance(&q.unit, limit).await?;
     let completions: usize = steps.iter().map(|s| s.completed_groups.len()).sum();
     let steps: Vec<Value> = steps
         .into_iter()

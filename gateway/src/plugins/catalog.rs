@@ -63,9 +63,10 @@ pub async fn write(
 }
 
 /// Every stored plugin, by name.
-pub fn records(store: &dyn Store) -> Result<Vec<PluginRecord>, PluginError> {
+pub async fn records(store: &dyn Store) -> Result<Vec<PluginRecord>, PluginError> {
     store
-        .settings(keys::RECORDS)?
+        .settings(keys::RECORDS)
+        .await?
         .into_iter()
         .map(|(key, value)| {
             serde_json::from_value(value)
@@ -75,11 +76,15 @@ pub fn records(store: &dyn Store) -> Result<Vec<PluginRecord>, PluginError> {
 }
 
 /// The component and precompiled form of plugin `name`.
-pub fn binaries(store: &dyn Store, name: &str) -> Result<(Vec<u8>, Option<Vec<u8>>), PluginError> {
+pub async fn binaries(
+    store: &dyn Store,
+    name: &str,
+) -> Result<(Vec<u8>, Option<Vec<u8>>), PluginError> {
     let component = store
-        .blob(&keys::component(name))?
+        .blob(&keys::component(name))
+        .await?
         .ok_or_else(|| PluginError::Internal(format!("plugin {name} has no stored component")))?;
-    Ok((component, store.blob(&keys::artifact(name))?))
+    Ok((component, store.blob(&keys::artifact(name)).await?))
 }
 
 /// Stores `record` and, when given, the component and its precompiled form.
@@ -116,7 +121,7 @@ pub async fn save_artifact(
 pub async fn remove(store: &Arc<dyn Store>, name: &str) -> Result<(), PluginError> {
     let mut settings = vec![keys::record(name), keys::cursor(name)];
     for prefix in [keys::dead_letters(name), keys::kv_prefix(name)] {
-        settings.extend(store.settings(&prefix)?.into_iter().map(|(k, _)| k));
+        settings.extend(store.settings(&prefix).await?.into_iter().map(|(k, _)| k));
     }
     let blobs = [keys::component(name), keys::artifact(name)];
     write(store, move |txn| {

@@ -47,9 +47,10 @@ pub async fn remove(store: &Arc<dyn Store>, name: &str, seq: u64) -> Result<(), 
 }
 
 /// The dead letters of watcher `name`, oldest first.
-pub fn list(store: &dyn Store, name: &str) -> Result<Vec<DeadLetter>, PluginError> {
+pub async fn list(store: &dyn Store, name: &str) -> Result<Vec<DeadLetter>, PluginError> {
     store
-        .settings(&keys::dead_letters(name))?
+        .settings(&keys::dead_letters(name))
+        .await?
         .into_iter()
         .map(|(key, value)| {
             serde_json::from_value(value)

@@ -255,11 +255,10 @@ impl wit_host::Host for Sandbox {
 
     fn kv_get(&mut self, key: String) -> Result<Option<Vec<u8>>, HostError> {
         let access = self.access_for(wit_types::Capability::KeyValue)?;
-        let stored = access
-            .services
-            .registry
-            .store()
-            .setting(&self.kv_key(&key))
+        let registry = access.services.registry.clone();
+        let key = self.kv_key(&key);
+        let stored = self
+            .block_on_host(async move { registry.store().setting(&key).await })?
             .map_err(|e| HostError::Unavailable(e.to_string()))?;
         // values are stored as base64 text by kv-set; anything else is not a value of it
         Ok(stored
@@ -317,10 +316,10 @@ impl Sandbox {
         let current = match usage.get(&plugin) {
             Some(current) => *current,
             None => {
-                let entries = services
-                    .registry
-                    .store()
-                    .settings(&keys::kv_prefix(&plugin))
+                let registry = services.registry.clone();
+                let prefix = keys::kv_prefix(&plugin);
+                let entries = self
+                    .block_on_host(async move { registry.store().settings(&prefix).await })?
                     .map_err(|e| HostError::Unavailable(e.to_string()))?;
                 let bytes = entries
                     .iter()

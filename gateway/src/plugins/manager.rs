@@ -133,7 +133,7 @@ impl PluginManager {
             runners: tokio::sync::Mutex::new(HashMap::new()),
             manage: tokio::sync::Mutex::new(()),
         });
-        for record in catalog::records(registry.store().as_ref())? {
+        for record in catalog::records(registry.store().as_ref()).await? {
             let name = record.name.clone();
             let record_of_failed = record.clone();
             match manager.load_stored(record).await {
@@ -172,7 +172,7 @@ impl PluginManager {
     /// loads (another gateway version).
     async fn load_stored(&self, record: PluginRecord) -> Result<Installed, PluginError> {
         let store = self.registry().store();
-        let (component_bytes, artifact) = catalog::binaries(store.as_ref(), &record.name)?;
+        let (component_bytes, artifact) = catalog::binaries(store.as_ref(), &record.name).await?;
         let loaded = artifact.and_then(|a| compile::deserialize(&self.engine, &a).ok());
         let linked = match loaded {
             Some(component) => Loaded::link(&self.engine, record.world, &component)?,
@@ -243,14 +243,15 @@ impl PluginManager {
     }
 
     /// Every plugin, by name (those that did not load at start too).
-    pub fn list(&self) -> Vec<PluginView> {
-        let mut views: Vec<PluginView> =
-            self.inventory.all().iter().map(|p| self.view(p)).collect();
-        views.extend(
-            lock(&self.unloaded)
-                .values()
-                .map(|(record, error)| self.unloaded_view(record, error)),
-        );
+    pub async fn list(&self) -> Vec<PluginView> {
+        let unloaded: Vec<_> = lock(&self.unloaded).values().cloned().collect();
+        let mut views = Vec::new();
+        for installed in self.inventory.all().iter() {
+            views.push(self.view(installed).await);
+        }
+        for (record, error) in &unloaded {
+            views.push(self.unloaded_view(record, error).await);
+        }
         views.sort_by(|a, b| a.record.name.cmp(&b.record.name));
         views
     }
@@ -285,37 +286,47 @@ impl PluginManager {
     }
 
     /// Plugin `name`.
-    pub fn get(&self, name: &str) -> Result<PluginView, PluginError> {
-        if let Some((record, error)) = lock(&self.unloaded).get(name) {
-            return Ok(self.unloaded_view(record, error));
+    pub async fn get(&self, name: &str) -> Result<PluginView, PluginError> {
+        let unloaded = lock(&self.unloaded).get(name).cloned();
+        if let Some((record, error)) = unloaded {
+            return Ok(self.unloaded_view(&record, &error).await);
         }
-        Ok(self.view(&*self.installed(name)?))
+        let installed = self.installed(name)?;
+        Ok(self.view(&installed).await)
     }
 
-    fn view(&self, installed: &Installed) -> PluginView {
+    async fn view(&self, installed: &Installed) -> PluginView {
         let stats = installed.loaded.stats();
         PluginView {
             calls: stats.calls(),
             failures: stats.failures(),
             last_error: stats.last_error(),
             granted_capabilities: installed.permissions.names(),
-            ..self.record_view(&installed.record)
+            ..self.record_view(&installed.record).await
         }
     }
 
     /// The view of a stored plugin that did not load, and why.
-    fn unloaded_view(&self, record: &PluginRecord, error: &str) -> PluginView {
+    async fn unloaded_view(&self, record: &PluginRecord, error: &str) -> PluginView {
         PluginView {
             load_error: Some(error.to_owned()),
-            ..self.record_view(record)
+            ..self.record_view(record).await
         }
     }
 
     /// What the store says of `record`'s plugin (secret-looking configuration values hidden),
     /// with no calls and no capabilities.
-    fn record_view(&self, record: &PluginRecord) -> PluginView {
+    async fn record_view(&self, record: &PluginRecord) -> PluginView {
         let name = &record.name;
         let watcher = record.world == World::Watcher;
+        let (cursor, dead_letters) = match watcher {
+            true => {
+                let cursor = cursor::stored(self.registry(), &keys::cursor(name)).await;
+                let letters = dead_letters::list(self.registry().store().as_ref(), name).await;
+                (Some(cursor), Some(letters.map_or(0, |d| d.len())))
+            }
+            false => (None, None),
+        };
         let mut record = record.clone();
         for (key, value) in record.grants.config.iter_mut() {
             let key = key.to_ascii_lowercase();
@@ -331,12 +342,8 @@ impl PluginManager {
             failures: 0,
             last_error: None,
             granted_capabilities: Vec::new(),
-            cursor: watcher.then(|| cursor::stored(self.registry(), &keys::cursor(name))),
-            dead_letters: watcher.then(|| {
-                dead_letters::list(self.registry().store().as_ref(), name)
-                    .map(|d| d.len())
-                    .unwrap_or(0)
-            }),
+            cursor,
+            dead_letters,
             load_error: None,
             record,
         }
@@ -447,7 +454,7 @@ impl PluginManager {
         lock(&self.unloaded).remove(&record.name);
         self.sync_runners().await;
         tracing::info!(plugin = %record.name, world = ?record.world, revision = record.revision, "plugin installed");
-        self.get(&record.name)
+        self.get(&record.name).await
     }
 
     /// Enables, disables or re-grants plugin `name`.
@@ -474,7 +481,7 @@ impl PluginManager {
         let installed = Installed::new(record.clone(), &old.loaded, old.loaded.stats().clone());
         catalog::save(self.registry().store(), &record, None).await?;
         self.inventory.put(installed);
-        self.get(name)
+        self.get(name).await
     }
 
     /// Deletes plugin `name` and everything it kept; once this returns, it handles nothing more.
@@ -494,9 +501,9 @@ impl PluginManager {
     }
 
     /// The dead letters of watcher `name`, oldest first.
-    pub fn dead_letters(&self, name: &str) -> Result<Vec<DeadLetter>, PluginError> {
+    pub async fn dead_letters(&self, name: &str) -> Result<Vec<DeadLetter>, PluginError> {
         self.watcher(name)?;
-        dead_letters::list(self.registry().store().as_ref(), name)
+        dead_letters::list(self.registry().store().as_ref(), name).await
     }
 
     fn watcher(&self, name: &str) -> Result<Arc<Installed>, PluginError> {
@@ -514,7 +521,7 @@ impl PluginManager {
     pub async fn redrive(&self, name: &str) -> Result<Redriven, PluginError> {
         let installed = self.watcher(name)?;
         let store = self.registry().store();
-        let letters = dead_letters::list(store.as_ref(), name)?;
+        let letters = dead_letters::list(store.as_ref(), name).await?;
         let mut outcome = Redriven {
             tried: letters.len(),
             handled: 0,
@@ -522,7 +529,7 @@ impl PluginManager {
         };
         for mut letter in letters {
             let found = self.registry().event(&letter.event_id);
-            let result = match found {
+            let result = match found.await {
                 Ok(found) => {
                     installed
                         .watch(&self.services, &found.event, &found.receiver)

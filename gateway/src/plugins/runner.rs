@@ -81,7 +81,7 @@ enum Handled {
 
 async fn run(context: Context, name: String, mut stop: watch::Receiver<bool>) {
     let registry = &context.services.registry;
-    let mut cursor = DurableCursor::load(registry.clone(), keys::cursor(&name));
+    let mut cursor = DurableCursor::load(registry.clone(), keys::cursor(&name)).await;
     // every message, so that the cursor moves past those that are not for watchers too
     let log = follow(registry.clone(), cursor.position(), stop.clone(), |_| true);
     tokio::pin!(log);

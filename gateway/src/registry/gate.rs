@@ -56,18 +56,18 @@ impl Registry {
     /// Group `group_id`'s gate for `unit`: each member's latest event about the unit, read from
     /// the index group completion reads (so the gate agrees with [`super::completion`] by
     /// construction), and whether that opens the gate. Cost: two reads per member.
-    pub fn gate(&self, group_id: &str, unit: &Nvrpp) -> Result<GateStatus, RegistryError> {
-        let group = self.group(group_id)?;
+    pub async fn gate(&self, group_id: &str, unit: &Nvrpp) -> Result<GateStatus, RegistryError> {
+        let group = self.group(group_id).await?;
         let mut members = Vec::with_capacity(group.event_receiver_ids.len());
         for receiver_id in &group.event_receiver_ids {
-            let deciding_event = self.store.latest_event(receiver_id, unit)?;
+            let deciding_event = self.store.latest_event(receiver_id, unit).await?;
             let state = match &deciding_event {
                 None => MemberState::Waiting,
                 Some(e) if e.success => MemberState::Satisfied,
                 Some(_) => MemberState::Failed,
             };
             members.push(MemberStatus {
-                receiver: self.receiver(receiver_id)?,
+                receiver: self.receiver(receiver_id).await?,
                 state,
                 deciding_event,
             });

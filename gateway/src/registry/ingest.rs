@@ -84,7 +84,7 @@ impl Registry {
         let (source, origin_id) = item.origin;
         let path = item.path.clone();
         let content = content_hash(&item.payload);
-        let target = self.resolve(&item.route)?;
+        let target = self.resolve(&item.route).await?;
         let (receiver_id, receiver_type) = match &target {
             // the type is looked up only if a transform needs it
             Target::Existing(id) => (id.clone(), String::new()),
@@ -106,19 +106,16 @@ impl Registry {
             Target::Existing(id) => Some(id.clone()),
             Target::Create { .. } => None,
         };
-        let drafts = self
-            .transformed(candidate)
-            .await?
-            .into_iter()
-            .map(|c| {
-                let receiver = match c.receiver_id.is_empty() {
-                    true => routed.clone(),
-                    false => Some(c.receiver_id.clone()),
-                };
-                self.validate_payload(receiver.as_deref(), &c.payload)?;
-                Ok((receiver, EventDraft::from_candidate(c, None)))
-            })
-            .collect::<Result<Vec<_>, RegistryError>>()?;
+        let mut drafts = Vec::new();
+        for c in self.transformed(candidate).await? {
+            let receiver = match c.receiver_id.is_empty() {
+                true => routed.clone(),
+                false => Some(c.receiver_id.clone()),
+            };
+            self.validate_payload(receiver.as_deref(), &c.payload)
+                .await?;
+            drafts.push((receiver, EventDraft::from_candidate(c, None)));
+        }
         if drafts.is_empty() {
             return Ok(None);
         }
@@ -153,10 +150,10 @@ impl Registry {
             .map(Some)
     }
 
-    fn resolve(&self, route: &Route) -> Result<Target, RegistryError> {
+    async fn resolve(&self, route: &Route) -> Result<Target, RegistryError> {
         match route {
             Route::Receiver(id) => {
-                match self.schemas.get(id).is_some() || self.store.receiver(id)?.is_some() {
+                match self.schemas.get(id).is_some() || self.store.receiver(id).await?.is_some() {
                     true => Ok(Target::Existing(id.clone())),
                     false => Err(RegistryError::invalid(format!(
                         "receiver {id} named by the event does not exist"
@@ -164,7 +161,7 @@ impl Registry {
                 }
             }
             Route::Type { kind, auto } => {
-                let ids = self.receivers_of_type(kind)?;
+                let ids = self.receivers_of_type(kind).await?;
                 match (ids.as_slice(), auto) {
                     ([id], _) => Ok(Target::Existing(id.clone())),
                     ([], Some(_)) if self.receiver_count() >= MAX_RECEIVERS => {

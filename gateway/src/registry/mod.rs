@@ -68,7 +68,7 @@ pub struct Registry {
 
 impl Registry {
     /// A registry over `store`; receivers' schemas with an `$id` become `$ref` targets.
-    pub fn new(store: Arc<dyn Store>) -> Result<Self, RegistryError> {
+    pub async fn new(store: Arc<dyn Store>) -> Result<Self, RegistryError> {
         let registry = Registry {
             store,
             schemas: SchemaCache::default(),
@@ -81,8 +81,9 @@ impl Registry {
             after: None,
         };
         loop {
-            let Found { items, next } =
-                registry.find_receivers(&DefinitionFilter::default(), &page)?;
+            let Found { items, next } = registry
+                .find_receivers(&DefinitionFilter::default(), &page)
+                .await?;
             for receiver in items.into_iter().rev() {
                 if let Ok(schema) = serde_json::from_str::<Value>(receiver.schema.get()) {
                     registry.schemas.hold_document(&schema);
@@ -97,13 +98,13 @@ impl Registry {
     }
 
     /// Ids of the receivers of type `kind`, oldest first.
-    fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, RegistryError> {
+    async fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, RegistryError> {
         let ids = self.receivers.ids_of_type(kind);
         if !ids.is_empty() {
             return Ok(ids);
         }
         // unknown here: perhaps created on the fly by ingestion since
-        let ids = self.store.receivers_of_type(kind)?;
+        let ids = self.store.receivers_of_type(kind).await?;
         for id in &ids {
             self.receivers.note_type(kind, id);
         }
@@ -162,7 +163,7 @@ impl Registry {
             return Ok(vec![candidate]);
         };
         if candidate.receiver_type.is_empty() {
-            candidate.receiver_type = match self.shared_receiver(&candidate.receiver_id) {
+            candidate.receiver_type = match self.shared_receiver(&candidate.receiver_id).await {
                 Ok(receiver) => receiver.kind.clone(),
                 Err(RegistryError::NotFound { .. }) => {
                     return Err(RegistryError::invalid("receiver for event does not exist"));
@@ -186,12 +187,10 @@ impl Registry {
     /// when a transform dropped it.
     pub async fn create_event(&self, input: NewEvent) -> Result<Option<String>, RegistryError> {
         let candidate = self.candidate(input, REST_PATH)?;
-        let drafts = self
-            .transformed(candidate)
-            .await?
-            .into_iter()
-            .map(|c| self.checked_draft(c, None))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut drafts = Vec::new();
+        for c in self.transformed(candidate).await? {
+            drafts.push(self.checked_draft(c, None).await?);
+        }
         if drafts.is_empty() {
             return Ok(None);
         }
@@ -223,14 +222,16 @@ impl Registry {
             }
             cause = self
                 .store
-                .event(&id)?
+                .event(&id)
+                .await?
                 .ok_or_else(|| RegistryError::not_found(ObjectKind::Event, &id))?
                 .caused_by;
             root = id;
         }
         self.count_emitted(&root)?;
-        let (receiver_id, draft) =
-            self.checked_draft(self.candidate(input, "")?, Some(caused_by))?;
+        let (receiver_id, draft) = self
+            .checked_draft(self.candidate(input, "")?, Some(caused_by))
+            .await?;
         self.store
             .commit(Box::new(move |txn: &mut dyn Txn| {
                 Ok(Committed::written(draft.write(txn, receiver_id)?))
@@ -292,13 +293,14 @@ impl Registry {
     }
 
     /// `candidate` validated against its receiver's schema, as (receiver id, draft).
-    fn checked_draft(
+    async fn checked_draft(
         &self,
         candidate: Candidate,
         caused_by: Option<&str>,
     ) -> Result<(String, EventDraft), RegistryError> {
         check_event_fields(&candidate.nvrpp, &candidate.description, &[])?;
-        self.validate_payload(Some(&candidate.receiver_id), &candidate.payload)?;
+        self.validate_payload(Some(&candidate.receiver_id), &candidate.payload)
+            .await?;
         let receiver_id = candidate.receiver_id.clone();
         Ok((
             receiver_id,
@@ -308,7 +310,7 @@ impl Registry {
 
     /// Checks that `payload` can be stored and matches the schema of receiver `receiver_id`
     /// (`None`: a receiver created on the fly, whose schema takes anything).
-    fn validate_payload(
+    async fn validate_payload(
         &self,
         receiver_id: Option<&str>,
         payload: &RawValue,
@@ -320,10 +322,10 @@ impl Registry {
         let validator = match self.schemas.get(receiver_id) {
             Some(v) => v,
             None => {
-                let receiver = self
-                    .store
-                    .receiver(receiver_id)?
-                    .ok_or_else(|| RegistryError::invalid("receiver for event does not exist"))?;
+                let receiver =
+                    self.store.receiver(receiver_id).await?.ok_or_else(|| {
+                        RegistryError::invalid("receiver for event does not exist")
+                    })?;
                 let schema: Value = serde_json::from_str(receiver.schema.get())
                     .map_err(RegistryError::internal_json)?;
                 let validator = self.schemas.compile(&schema).map_err(|e| {
@@ -370,7 +372,7 @@ impl Registry {
             if members.contains(&id) {
                 continue;
             }
-            if self.store.receiver(&id)?.is_none() {
+            if self.store.receiver(&id).await?.is_none() {
                 return Err(RegistryError::invalid(format!(
                     "event receiver {id} does not exist"
                 )));
@@ -424,79 +426,83 @@ impl Registry {
     }
 
     /// A receiver by id.
-    pub fn receiver(&self, id: &str) -> Result<Receiver, RegistryError> {
-        Ok(self.shared_receiver(id)?.as_ref().clone())
+    pub async fn receiver(&self, id: &str) -> Result<Receiver, RegistryError> {
+        Ok(self.shared_receiver(id).await?.as_ref().clone())
     }
 
     /// A receiver by id, from the cache when it was read before.
-    fn shared_receiver(&self, id: &str) -> Result<Arc<Receiver>, RegistryError> {
+    async fn shared_receiver(&self, id: &str) -> Result<Arc<Receiver>, RegistryError> {
         if let Some(receiver) = self.receivers.get(id) {
             return Ok(receiver);
         }
         let receiver = self
             .store
-            .receiver(id)?
+            .receiver(id)
+            .await?
             .ok_or_else(|| RegistryError::not_found(ObjectKind::Receiver, id))?;
         Ok(self.receivers.remember(receiver))
     }
 
     /// An event by id, with its receiver.
-    pub fn event(&self, id: &str) -> Result<EventWithReceiver, RegistryError> {
+    pub async fn event(&self, id: &str) -> Result<EventWithReceiver, RegistryError> {
         let event = self
             .store
-            .event(id)?
+            .event(id)
+            .await?
             .ok_or_else(|| RegistryError::not_found(ObjectKind::Event, id))?;
-        let receiver = self.receiver(&event.event_receiver_id)?;
+        let receiver = self.receiver(&event.event_receiver_id).await?;
         Ok(EventWithReceiver { event, receiver })
     }
 
     /// A group by id.
-    pub fn group(&self, id: &str) -> Result<Group, RegistryError> {
+    pub async fn group(&self, id: &str) -> Result<Group, RegistryError> {
         self.store
-            .group(id)?
+            .group(id)
+            .await?
             .ok_or_else(|| RegistryError::not_found(ObjectKind::Group, id))
     }
 
     /// Events matching `filter`, newest first.
-    pub fn find_events(
+    pub async fn find_events(
         &self,
         filter: &EventFilter,
         page: &Page,
     ) -> Result<Found<Event>, RegistryError> {
-        let items = self.store.find_events(filter, page)?;
+        let items = self.store.find_events(filter, page).await?;
         Ok(Found::paginate(items, page.limit, |e| &e.id))
     }
 
     /// Receivers matching `filter`, newest first.
-    pub fn find_receivers(
+    pub async fn find_receivers(
         &self,
         filter: &DefinitionFilter,
         page: &Page,
     ) -> Result<Found<Receiver>, RegistryError> {
-        let items = self.store.find_receivers(filter, page)?;
+        let items = self.store.find_receivers(filter, page).await?;
         Ok(Found::paginate(items, page.limit, |r| &r.id))
     }
 
     /// Groups matching `filter`, newest first.
-    pub fn find_groups(
+    pub async fn find_groups(
         &self,
         filter: &DefinitionFilter,
         page: &Page,
     ) -> Result<Found<Group>, RegistryError> {
-        let items = self.store.find_groups(filter, page)?;
+        let items = self.store.find_groups(filter, page).await?;
         Ok(Found::paginate(items, page.limit, |g| &g.id))
     }
 
     /// The message a log entry stands for.
-    pub fn render(&self, entry: &LogEntry) -> Result<Message, RegistryError> {
+    pub async fn render(&self, entry: &LogEntry) -> Result<Message, RegistryError> {
         match entry {
             LogEntry::Message(message) => Ok(message.as_ref().clone()),
             LogEntry::EventCreated { event_id } => {
                 let event = self
                     .store
-                    .event(event_id)?
+                    .event(event_id)
+                    .await?
                     .ok_or_else(|| RegistryError::not_found(ObjectKind::Event, event_id))?;
-                let receiver = self.shared_receiver(&event.event_receiver_id)?;
+                let receiver = self.shared_receiver(&event.event_receiver_id).await?;
                 Ok(Message::event_created(&event, &receiver))
             }
         }

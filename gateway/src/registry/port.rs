@@ -80,48 +80,60 @@ pub trait Txn {
     fn append_log(&mut self, entry: &LogEntry) -> Result<(), StoreError>;
 }
 
-/// Durable storage of receivers, events, groups and the log.
+/// Durable storage of receivers, events, groups and the log. Reads are asynchronous (a store
+/// may be across the network); units of work are synchronous closures the store runs on a
+/// thread of its own.
+#[async_trait::async_trait]
 pub trait Store: Send + Sync {
     /// A receiver by id.
-    fn receiver(&self, id: &str) -> Result<Option<Receiver>, StoreError>;
+    async fn receiver(&self, id: &str) -> Result<Option<Receiver>, StoreError>;
     /// An event by id.
-    fn event(&self, id: &str) -> Result<Option<Event>, StoreError>;
+    async fn event(&self, id: &str) -> Result<Option<Event>, StoreError>;
     /// A group by id.
-    fn group(&self, id: &str) -> Result<Option<Group>, StoreError>;
+    async fn group(&self, id: &str) -> Result<Option<Group>, StoreError>;
     /// Receivers matching `filter`, newest first, at most `page.limit + 1` of them.
-    fn find_receivers(
+    async fn find_receivers(
         &self,
         filter: &DefinitionFilter,
         page: &Page,
     ) -> Result<Scan<Receiver>, StoreError>;
     /// Events matching `filter`, newest first, at most `page.limit + 1` of them, looking at
     /// no more than [`super::query::MAX_SCANNED`] events.
-    fn find_events(&self, filter: &EventFilter, page: &Page) -> Result<Scan<Event>, StoreError>;
+    async fn find_events(
+        &self,
+        filter: &EventFilter,
+        page: &Page,
+    ) -> Result<Scan<Event>, StoreError>;
     /// Groups matching `filter`, newest first, at most `page.limit + 1` of them.
-    fn find_groups(
+    async fn find_groups(
         &self,
         filter: &DefinitionFilter,
         page: &Page,
     ) -> Result<Scan<Group>, StoreError>;
     /// Ids of the receivers whose type is `kind`, oldest first.
-    fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError>;
+    async fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError>;
     /// The most recent event of `receiver_id` about `nvrpp` (the latest-event index that group
     /// completion reads), if there is one.
-    fn latest_event(&self, receiver_id: &str, nvrpp: &Nvrpp) -> Result<Option<Event>, StoreError>;
+    async fn latest_event(
+        &self,
+        receiver_id: &str,
+        nvrpp: &Nvrpp,
+    ) -> Result<Option<Event>, StoreError>;
     /// The setting `key`, if set.
-    fn setting(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError>;
+    async fn setting(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError>;
     /// Every setting whose key starts with `prefix`, in key order.
-    fn settings(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
+    async fn settings(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError>;
     /// The blob stored under `key`, if any.
-    fn blob(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn blob(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Runs `work` atomically; resolves once its writes are durable.
     fn commit(&self, work: Work) -> BoxFuture<'static, Result<Committed, RegistryError>>;
     /// Durable log entries with a sequence number above `after`, in order, at most `limit`.
-    fn log_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, LogEntry)>, StoreError>;
+    async fn log_after(&self, after: u64, limit: usize)
+    -> Result<Vec<(u64, LogEntry)>, StoreError>;
     /// The sequence number of the last durable log entry (0 when the log is empty), live.
     fn durable_seq(&self) -> watch::Receiver<u64>;
     /// Checks that the store can be read and written.
-    fn check(&self) -> Result<(), StoreError>;
+    async fn check(&self) -> Result<(), StoreError>;
     /// Bytes the store occupies on disk.
-    fn size_on_disk(&self) -> Result<u64, StoreError>;
+    async fn size_on_disk(&self) -> Result<u64, StoreError>;
 }

@@ -22,7 +22,7 @@ pub struct ProvenanceStep {
 impl Registry {
     /// The latest `max` events about `nvrpp` (at most [`MAX_LIMIT`]), oldest first, with
     /// their receivers and the groups they completed.
-    pub fn provenance(
+    pub async fn provenance(
         &self,
         nvrpp: &Nvrpp,
         max: usize,
@@ -36,7 +36,7 @@ impl Registry {
         };
         while events.len() < max {
             page.limit = max - events.len();
-            let found = self.find_events(&filter, &page)?;
+            let found = self.find_events(&filter, &page).await?;
             events.extend(found.items);
             match found.next {
                 Some(next) => page.after = Some(next),
@@ -51,12 +51,12 @@ impl Registry {
             let mut completed_groups = Vec::with_capacity(event.completed_group_ids.len());
             for id in &event.completed_group_ids {
                 if !groups.contains_key(id) {
-                    groups.insert(id.clone(), self.group(id)?);
+                    groups.insert(id.clone(), self.group(id).await?);
                 }
                 completed_groups.push(groups[id].clone());
             }
             steps.push(ProvenanceStep {
-                receiver: self.receiver(&event.event_receiver_id)?,
+                receiver: self.receiver(&event.event_receiver_id).await?,
                 event,
                 completed_groups,
             });

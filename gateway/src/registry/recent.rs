@@ -15,7 +15,7 @@ impl Registry {
     /// `type_prefix`, newest first, with their sequence numbers. Looks at no more than
     /// [`MAX_SCANNED`] entries, and stops early once the events' payloads reach
     /// [`MAX_PAGE_BYTES`].
-    pub fn recent_messages(
+    pub async fn recent_messages(
         &self,
         count: usize,
         type_prefix: &str,
@@ -29,10 +29,10 @@ impl Registry {
         let (mut found, mut scanned, mut bytes) = (Vec::new(), 0, 0);
         while end > 0 && found.len() < count && scanned < MAX_SCANNED && bytes < MAX_PAGE_BYTES {
             let start = end.saturating_sub(WINDOW);
-            let entries = self.store.log_after(start, (end - start) as usize)?;
+            let entries = self.store.log_after(start, (end - start) as usize).await?;
             scanned += entries.len();
             for (seq, entry) in entries.iter().rev().filter(|(seq, _)| *seq <= end) {
-                let message = self.render(entry)?;
+                let message = self.render(entry).await?;
                 if !message.kind.starts_with(type_prefix) {
                     continue;
                 }

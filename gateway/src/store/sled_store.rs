@@ -172,31 +172,36 @@ fn stopped<T>(found: Vec<T>, last_looked_at: String) -> Scan<T> {
     }
 }
 
+#[async_trait::async_trait]
 impl Store for SledStore {
-    fn receiver(&self, id: &str) -> Result<Option<Receiver>, StoreError> {
+    async fn receiver(&self, id: &str) -> Result<Option<Receiver>, StoreError> {
         self.trees.get_json(TreeId::Receivers, id.as_bytes())
     }
 
-    fn event(&self, id: &str) -> Result<Option<Event>, StoreError> {
+    async fn event(&self, id: &str) -> Result<Option<Event>, StoreError> {
         self.trees.get_json(TreeId::Events, id.as_bytes())
     }
 
-    fn group(&self, id: &str) -> Result<Option<Group>, StoreError> {
+    async fn group(&self, id: &str) -> Result<Option<Group>, StoreError> {
         self.trees.get_json(TreeId::Groups, id.as_bytes())
     }
 
-    fn latest_event(&self, receiver_id: &str, nvrpp: &Nvrpp) -> Result<Option<Event>, StoreError> {
+    async fn latest_event(
+        &self,
+        receiver_id: &str,
+        nvrpp: &Nvrpp,
+    ) -> Result<Option<Event>, StoreError> {
         let latest = self
             .trees
             .get(TreeId::Latest, &keys::latest(receiver_id, nvrpp))?;
         // the value: the event's id, then its success byte
         match latest.as_deref().and_then(|v| v.split_last()) {
-            Some((_, id)) => self.event(&String::from_utf8_lossy(id)),
+            Some((_, id)) => self.trees.get_json(TreeId::Events, id),
             None => Ok(None),
         }
     }
 
-    fn find_receivers(
+    async fn find_receivers(
         &self,
         filter: &DefinitionFilter,
         page: &Page,
@@ -206,7 +211,7 @@ impl Store for SledStore {
         self.find_in(TreeId::Receivers, filter.id.as_deref(), page, keep, size)
     }
 
-    fn find_groups(
+    async fn find_groups(
         &self,
         filter: &DefinitionFilter,
         page: &Page,
@@ -217,7 +222,11 @@ impl Store for SledStore {
 
     /// Uses the most selective index the filter allows: the NVRPP index when all five parts are
     /// given, else the receiver index, else the name index, else a scan of all events.
-    fn find_events(&self, filter: &EventFilter, page: &Page) -> Result<Scan<Event>, StoreError> {
+    async fn find_events(
+        &self,
+        filter: &EventFilter,
+        page: &Page,
+    ) -> Result<Scan<Event>, StoreError> {
         let index = match filter {
             EventFilter {
                 name: Some(n),
@@ -260,7 +269,10 @@ impl Store for SledStore {
             let (key, _) = item?;
             let id = keys::entry_id(&key, prefix_len);
             last.clone_from(&id);
-            match self.event(&id)? {
+            match self
+                .trees
+                .get_json::<Event>(TreeId::Events, id.as_bytes())?
+            {
                 Some(event) if filter.matches(&event) => {
                     bytes += event.payload.get().len();
                     found.push(event);
@@ -278,7 +290,7 @@ impl Store for SledStore {
         Ok(Scan::complete(found))
     }
 
-    fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError> {
+    async fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError> {
         let prefix = keys::prefix(&[kind]);
         self.trees
             .scan_prefix(TreeId::ReceiversByType, &prefix)
@@ -289,11 +301,11 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn setting(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+    async fn setting(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
         self.trees.get_json(TreeId::Settings, key.as_bytes())
     }
 
-    fn settings(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+    async fn settings(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
         self.trees
             .scan_prefix(TreeId::Settings, prefix.as_bytes())
             .map(|item| {
@@ -303,7 +315,7 @@ impl Store for SledStore {
             .collect()
     }
 
-    fn blob(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn blob(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .trees
             .get(TreeId::Blobs, key.as_bytes())?
@@ -323,7 +335,11 @@ impl Store for SledStore {
         })
     }
 
-    fn log_after(&self, after: u64, limit: usize) -> Result<Vec<(u64, LogEntry)>, StoreError> {
+    async fn log_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, LogEntry)>, StoreError> {
         let durable = *self.durable.borrow();
         if after >= durable {
             return Ok(Vec::new());
@@ -343,7 +359,7 @@ impl Store for SledStore {
         self.durable.clone()
     }
 
-    fn check(&self) -> Result<(), StoreError> {
+    async fn check(&self) -> Result<(), StoreError> {
         if self.writer.is_closed() {
             return Err(StoreError("the store writer has stopped".into()));
         }
@@ -356,7 +372,7 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn size_on_disk(&self) -> Result<u64, StoreError> {
+    async fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.trees.db.size_on_disk().map_err(sled_error)
     }
 }

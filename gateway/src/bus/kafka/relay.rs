@@ -34,7 +34,7 @@ const RETRY: Backoff = Backoff {
 };
 
 /// Starts the relay; it stops when `stop` turns true (after its current batch).
-pub fn spawn(
+pub async fn spawn(
     registry: Arc<Registry>,
     config: KafkaConfig,
     stop: watch::Receiver<bool>,
@@ -44,7 +44,7 @@ pub fn spawn(
     let admin: AdminClient<BrokerContext> = config
         .client_config()
         .create_with_context(context.clone())?;
-    let cursor = DurableCursor::load(registry.clone(), CURSOR);
+    let cursor = DurableCursor::load(registry.clone(), CURSOR).await;
     let status = Arc::new(RelayStatus::new(cursor.position()));
     let relay = Relay {
         registry,
@@ -98,6 +98,7 @@ impl Relay {
                 .registry
                 .store()
                 .log_after(self.cursor.position(), BATCH)
+                .await
             {
                 Ok(entries) => entries,
                 Err(e) => {
@@ -202,7 +203,7 @@ impl Relay {
     async fn deliver(&self, entries: Vec<(u64, LogEntry)>, losses: u64) -> u64 {
         let mut prepared = Vec::with_capacity(entries.len());
         for (seq, entry) in entries {
-            match self.prepare(entry) {
+            match self.prepare(entry).await {
                 Ok((message, record)) => prepared.push((seq, message, record)),
                 Err(error) => {
                     self.status.stuck(seq, &error);
@@ -250,10 +251,11 @@ impl Relay {
     }
 
     /// The message of a log entry and its record, or why there is none.
-    fn prepare(&self, entry: LogEntry) -> Result<(Message, Record), String> {
+    async fn prepare(&self, entry: LogEntry) -> Result<(Message, Record), String> {
         let message = self
             .registry
             .render(&entry)
+            .await
             .map_err(|e| format!("cannot render the log entry: {e}"))?;
         let record = record(
             &message,
