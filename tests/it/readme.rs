@@ -38,10 +38,15 @@ async fn the_readmes_marked_blocks_run_in_order_on_a_fresh_gateway() {
         .collect();
     assert!(blocks.len() >= 6, "{} marked blocks", blocks.len());
     // every answer's status goes to stderr, to be checked below; background jobs (the
-    // endpoint) end with the script, even when it fails
+    // endpoint) end with the script, even when it fails; the files the blocks write to /tmp go
+    // to a directory of this run (two runs at once would read each other's)
+    let scratch = tempfile::tempdir().expect("a scratch directory");
     let script = format!(
         "set -e\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\ncurl() {{ command curl -w '%{{stderr}}HTTP %{{http_code}} %{{method}} %{{url_effective}}\\n' \"$@\"; }}\n{}\n",
-        blocks.join("\n").replace("http://127.0.0.1:8042", &gw.base)
+        blocks
+            .join("\n")
+            .replace("http://127.0.0.1:8042", &gw.base)
+            .replace("/tmp/", &format!("{}/", scratch.path().display()))
     );
     let output = tokio::process::Command::new("bash")
         .arg("-c")
