@@ -23,8 +23,24 @@ pub struct ServeConfig {
     pub port: u16,
 
     /// Directory of the embedded store (created if missing; one gateway per directory).
+    /// Unused with --db.
     #[arg(long, env = "EPR_DATA_DIR", default_value = "epr-data")]
     pub data_dir: PathBuf,
+
+    /// PostgreSQL database to keep everything in, which any number of gateways may share
+    /// (postgres://user[:password]@host[:port]/database; the tables are made at start).
+    /// Unset: the embedded store in --data-dir. Prefer the environment variable for a
+    /// password: flags show up in `ps`.
+    #[arg(long, env = "EPR_DB", value_name = "URL")]
+    pub db: Option<String>,
+
+    /// Read connections to PostgreSQL, per gateway.
+    #[arg(long, env = "EPR_DB_POOL", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub db_pool: u16,
+
+    /// Units of work a gateway runs on PostgreSQL at once (each on a connection of its own).
+    #[arg(long, env = "EPR_DB_WRITERS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub db_writers: u16,
 
     /// Bearer token required to create receivers and groups and to change groups.
     /// Prefer the environment variable: flags show up in `ps`.

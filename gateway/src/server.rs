@@ -27,6 +27,7 @@ use crate::plugins::{PluginError, PluginManager};
 use crate::registry::Registry;
 use crate::registry::error::RegistryError;
 use crate::registry::port::Store;
+use crate::store::postgres::{PgOpenError, PgOptions, PgStore};
 use crate::store::{OpenError, SledStore};
 
 /// Why the gateway could not run.
@@ -35,6 +36,9 @@ pub enum ServeError {
     /// The store could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
+    /// The PostgreSQL store could not be opened.
+    #[error(transparent)]
+    OpenPostgres(#[from] PgOpenError),
     /// The registry could not load what the store holds.
     #[error("cannot load the registry: {0}")]
     Registry(#[from] RegistryError),
@@ -62,7 +66,9 @@ pub enum ServeError {
 
 /// Everything a running gateway is made of, built from its configuration.
 struct Components {
-    store: Arc<SledStore>,
+    store: Arc<dyn Store>,
+    /// Where the store lives (no password).
+    store_location: String,
     plugins: Arc<PluginManager>,
     relay: Option<(Arc<RelayStatus>, JoinHandle<()>)>,
     listener: TcpListener,
@@ -82,10 +88,30 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let components = build(&config, metrics).await?;
     println!("epr-gateway listening on http://{}", components.local);
-    tracing::info!(local = %components.local, data_dir = %config.data_dir.display(), "serving");
+    tracing::info!(local = %components.local, store = %components.store_location, "serving");
     let graceful = accept_until(&config, &components, shutdown).await;
     stop(&config, components, graceful).await;
     Ok(())
+}
+
+/// Opens the store the configuration names, and says where it is (no password): PostgreSQL
+/// with `--db`, else the embedded store in the data directory.
+async fn open_store(config: &ServeConfig) -> Result<(Arc<dyn Store>, String), ServeError> {
+    match &config.db {
+        Some(url) => {
+            let options = PgOptions {
+                read_connections: config.db_pool.into(),
+                writers: config.db_writers.into(),
+            };
+            let store = PgStore::open(url, &options).await?;
+            let location = store.location().to_owned();
+            Ok((Arc::new(store), location))
+        }
+        None => {
+            let store = SledStore::open(&config.data_dir)?;
+            Ok((Arc::new(store), config.data_dir.display().to_string()))
+        }
+    }
 }
 
 /// Opens the store, loads the registry, webhook sources and plugins, starts the Kafka relay and
@@ -94,8 +120,8 @@ async fn build(config: &ServeConfig, metrics: PrometheusHandle) -> Result<Compon
     let started = Instant::now();
     let (admin_token, ingest_token) = config.tokens()?;
     let file = config.file()?;
-    let store = Arc::new(SledStore::open(&config.data_dir)?);
-    let registry = Arc::new(Registry::new(store.clone() as Arc<dyn Store>).await?);
+    let (store, store_location) = open_store(config).await?;
+    let registry = Arc::new(Registry::new(store.clone()).await?);
     let sources = WebhookSources::load(store.clone(), file.webhooks).await?;
     let plugins = PluginManager::start(registry.clone()).await?;
     let addr = SocketAddr::new(config.host, config.port);
@@ -128,7 +154,7 @@ async fn build(config: &ServeConfig, metrics: PrometheusHandle) -> Result<Compon
         streams: Arc::new(Semaphore::new(config.max_streams)),
         mcp_origins: crate::mcp::Origins::new(&config.mcp_origins, config.public_url.as_deref()),
         metrics,
-        data_dir: config.data_dir.clone(),
+        store_location: store_location.clone(),
         started,
         shutdown: stopped,
         sources,
@@ -139,6 +165,7 @@ async fn build(config: &ServeConfig, metrics: PrometheusHandle) -> Result<Compon
     let app = NormalizePathLayer::trim_trailing_slash().layer(http::router(state));
     Ok(Components {
         store,
+        store_location,
         plugins,
         relay,
         listener,

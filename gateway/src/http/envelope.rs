@@ -82,6 +82,13 @@ impl ApiError {
             ApiError::Registry(e @ RegistryError::Conflict(_)) => {
                 (StatusCode::CONFLICT, e.to_string())
             }
+            ApiError::Registry(RegistryError::Store(e)) if e.unavailable => {
+                tracing::warn!(error = %e, "request failed: the store is unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service unavailable: the database cannot be reached; retry later".to_owned(),
+                )
+            }
             ApiError::Registry(RegistryError::Store(e)) => {
                 tracing::error!(error = %e, "request failed in the store");
                 (

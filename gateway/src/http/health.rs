@@ -85,7 +85,7 @@ pub(crate) async fn status_report(state: &AppState) -> serde_json::Value {
         "uptime_seconds": state.started.elapsed().as_secs(),
         "log": {"last_sequence": last_seq, "readers_stuck": log_stream::readers_stuck()},
         "store": {
-            "data_dir": state.data_dir.display().to_string(),
+            "location": state.store_location,
             "size_on_disk_bytes": size_on_disk,
         },
         "kafka": kafka(state),

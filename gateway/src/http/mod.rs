@@ -14,7 +14,6 @@ mod source_routes;
 mod stream;
 
 use std::ops::Deref;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -72,7 +71,7 @@ pub struct Shared {
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// Where the store lives (for `/healthz/status`).
-    pub data_dir: PathBuf,
+    pub store_location: String,
     /// When the process started.
     pub started: Instant,
     /// Turns true when the server shuts down; long-lived responses end then.

@@ -4,8 +4,31 @@ use thiserror::Error;
 
 /// An error of the storage behind the registry (details go to the log, never to the client).
 #[derive(Debug, Error)]
-#[error("storage error: {0}")]
-pub struct StoreError(pub String);
+#[error("storage error: {message}")]
+pub struct StoreError {
+    /// What went wrong.
+    pub message: String,
+    /// Whether the store could not be reached (a 503: try again later) rather than failed.
+    pub unavailable: bool,
+}
+
+impl StoreError {
+    /// The store failed (a 500).
+    pub fn new(message: impl Into<String>) -> Self {
+        StoreError {
+            message: message.into(),
+            unavailable: false,
+        }
+    }
+
+    /// The store cannot be reached now (a 503).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        StoreError {
+            message: message.into(),
+            unavailable: true,
+        }
+    }
+}
 
 /// The kinds of object the registry holds, named as EPR names them in errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +99,6 @@ impl RegistryError {
 
     /// A 500 for JSON the gateway itself made or stored that does not (de)serialise.
     pub fn internal_json(e: serde_json::Error) -> Self {
-        RegistryError::Store(StoreError(format!("JSON: {e}")))
+        RegistryError::Store(StoreError::new(format!("JSON: {e}")))
     }
 }

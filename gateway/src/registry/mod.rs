@@ -176,7 +176,7 @@ impl Registry {
             .await
             .unwrap_or_else(|e| {
                 // a bug of the host (a plugin's own failures are traps, not panics): a 500
-                Err(RegistryError::Store(error::StoreError(format!(
+                Err(RegistryError::Store(error::StoreError::new(format!(
                     "the transforms panicked: {e}"
                 ))))
             })
@@ -329,7 +329,7 @@ impl Registry {
                 let schema: Value = serde_json::from_str(receiver.schema.get())
                     .map_err(RegistryError::internal_json)?;
                 let validator = self.schemas.compile(&schema).map_err(|e| {
-                    error::StoreError(format!(
+                    error::StoreError::new(format!(
                         "stored schema of {receiver_id} no longer compiles: {e}"
                     ))
                 })?;

@@ -136,4 +136,6 @@ pub trait Store: Send + Sync {
     async fn check(&self) -> Result<(), StoreError>;
     /// Bytes the store occupies on disk.
     async fn size_on_disk(&self) -> Result<u64, StoreError>;
+    /// Finishes the units of work in flight and stops; later commits fail.
+    async fn close(&self);
 }

@@ -38,6 +38,60 @@ impl<T> Scan<T> {
     }
 }
 
+/// Gathers one page of a newest-first scan with the bounds every store keeps: at most
+/// `limit + 1` matches, [`MAX_SCANNED`] objects looked at and [`MAX_PAGE_BYTES`] gathered. A
+/// store offers each object it looks at, in order, and stops when told to.
+pub struct Gather<T> {
+    items: Vec<T>,
+    limit: usize,
+    scanned: usize,
+    bytes: usize,
+    last: String,
+}
+
+impl<T> Gather<T> {
+    /// An empty page of at most `page.limit + 1` matches.
+    pub fn new(page: &Page) -> Self {
+        Gather {
+            items: Vec::new(),
+            limit: page.limit,
+            scanned: 0,
+            bytes: 0,
+            last: String::new(),
+        }
+    }
+
+    /// Takes note of the object with id `id` that the scan looked at, and of it with its size
+    /// when it matched; `Some` ends the scan with the page found.
+    pub fn look_at(&mut self, id: &str, matched: Option<(T, usize)>) -> Option<Scan<T>> {
+        if self.scanned == MAX_SCANNED {
+            return Some(self.stopped());
+        }
+        self.scanned += 1;
+        id.clone_into(&mut self.last);
+        let (item, size) = matched?;
+        self.bytes += size;
+        self.items.push(item);
+        if self.items.len() > self.limit {
+            return Some(Scan::complete(std::mem::take(&mut self.items)));
+        }
+        (self.bytes >= MAX_PAGE_BYTES).then(|| self.stopped())
+    }
+
+    /// The page when the scan ran out of objects.
+    pub fn finish(self) -> Scan<T> {
+        Scan::complete(self.items)
+    }
+
+    /// The page so far, ending where the scan stopped (after the last object looked at).
+    fn stopped(&mut self) -> Scan<T> {
+        Scan {
+            items: std::mem::take(&mut self.items),
+            stopped_at: Some(std::mem::take(&mut self.last)),
+        }
+    }
+}
+
 /// One page of a search: at most `limit` results, all older than the `after` cursor.
 #[derive(Debug, Clone)]
 pub struct Page {

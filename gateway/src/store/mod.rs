@@ -1,7 +1,11 @@
-//! The embedded store: sled trees, indexes, the log, and the single writer that makes every
-//! acknowledged write durable (group commit).
+//! The stores behind the storage port: sled, embedded, the default (trees, indexes, the log, and
+//! the single writer that makes every acknowledged write durable by group commit); and
+//! PostgreSQL, shared by any number of gateway replicas.
 
+mod codec;
+mod ids;
 mod keys;
+pub mod postgres;
 mod sled_store;
 mod trees;
 mod writer;

@@ -8,15 +8,14 @@ use futures::future::BoxFuture;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::codec::decode;
 use super::keys;
-use super::trees::{Entry, TreeId, Trees, decode, sled_error};
+use super::trees::{Entry, TreeId, Trees, sled_error};
 use super::writer::{self, Request, WriteHealth};
 use crate::registry::error::{RegistryError, StoreError};
 use crate::registry::model::{Event, Group, Nvrpp, Receiver};
 use crate::registry::port::{Committed, LogEntry, Store, Work};
-use crate::registry::query::{
-    DefinitionFilter, EventFilter, MAX_PAGE_BYTES, MAX_SCANNED, Page, Scan,
-};
+use crate::registry::query::{DefinitionFilter, EventFilter, Gather, Page, Scan};
 
 /// Why the store could not be opened.
 #[derive(Debug, Error)]
@@ -119,8 +118,8 @@ impl SledStore {
             .rev()
     }
 
-    /// Objects of a main tree (keyed by id) matching `keep`, newest first, `limit + 1` at most,
-    /// looking at [`MAX_SCANNED`] objects and gathering [`MAX_PAGE_BYTES`] (by `size`) at most.
+    /// Objects of a main tree (keyed by id) matching `keep`, newest first, gathered into one
+    /// page (see [`Gather`]); `size` is what an object counts towards the page's bytes.
     fn find_in<T: serde::de::DeserializeOwned>(
         &self,
         tree: TreeId,
@@ -135,40 +134,19 @@ impl SledStore {
                 found.into_iter().filter(|t| keep(t)).collect(),
             ));
         }
-        let mut found = Vec::new();
-        let mut last = String::new();
-        let mut bytes = 0;
-        for (scanned, item) in self
-            .scan_rev(tree, Vec::new(), page.after.as_deref())
-            .enumerate()
-        {
-            if scanned == MAX_SCANNED {
-                return Ok(stopped(found, last));
-            }
+        let mut gather = Gather::new(page);
+        for item in self.scan_rev(tree, Vec::new(), page.after.as_deref()) {
             let (key, value) = item?;
-            last = String::from_utf8_lossy(&key).into_owned();
             let object: T = decode(&value)?;
-            if keep(&object) {
-                bytes += size(&object);
-                found.push(object);
-                if found.len() > page.limit {
-                    break;
-                }
-                if bytes >= MAX_PAGE_BYTES {
-                    return Ok(stopped(found, last));
-                }
+            let matched = keep(&object).then(|| {
+                let bytes = size(&object);
+                (object, bytes)
+            });
+            if let Some(scan) = gather.look_at(&String::from_utf8_lossy(&key), matched) {
+                return Ok(scan);
             }
         }
-        Ok(Scan::complete(found))
-    }
-}
-
-/// A search that looked at [`MAX_SCANNED`] objects: what it found, and where to go on (after
-/// `last_looked_at`, the id of the last object it looked at).
-fn stopped<T>(found: Vec<T>, last_looked_at: String) -> Scan<T> {
-    Scan {
-        items: found,
-        stopped_at: Some(last_looked_at),
+        Ok(gather.finish())
     }
 }
 
@@ -256,38 +234,23 @@ impl Store for SledStore {
             return self.find_in(TreeId::Events, filter.id.as_deref(), page, keep, size);
         };
         let prefix_len = prefix.len();
-        let mut found = Vec::new();
-        let mut last = String::new();
-        let mut bytes = 0;
-        for (scanned, item) in self
-            .scan_rev(tree, prefix, page.after.as_deref())
-            .enumerate()
-        {
-            if scanned == MAX_SCANNED {
-                return Ok(stopped(found, last));
-            }
+        let mut gather = Gather::new(page);
+        for item in self.scan_rev(tree, prefix, page.after.as_deref()) {
             let (key, _) = item?;
             let id = keys::entry_id(&key, prefix_len);
-            last.clone_from(&id);
-            match self
+            let event: Event = self
                 .trees
-                .get_json::<Event>(TreeId::Events, id.as_bytes())?
-            {
-                Some(event) if filter.matches(&event) => {
-                    bytes += event.payload.get().len();
-                    found.push(event);
-                    if found.len() > page.limit {
-                        break;
-                    }
-                    if bytes >= MAX_PAGE_BYTES {
-                        return Ok(stopped(found, id));
-                    }
-                }
-                Some(_) => {}
-                None => return Err(StoreError(format!("index points to missing event {id}"))),
+                .get_json(TreeId::Events, id.as_bytes())?
+                .ok_or_else(|| StoreError::new(format!("index points to missing event {id}")))?;
+            let matched = filter.matches(&event).then(|| {
+                let bytes = event.payload.get().len();
+                (event, bytes)
+            });
+            if let Some(scan) = gather.look_at(&id, matched) {
+                return Ok(scan);
             }
         }
-        Ok(Scan::complete(found))
+        Ok(gather.finish())
     }
 
     async fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError> {
@@ -325,7 +288,7 @@ impl Store for SledStore {
     fn commit(&self, work: Work) -> BoxFuture<'static, Result<Committed, RegistryError>> {
         let writer = self.writer.clone();
         Box::pin(async move {
-            let closed = || RegistryError::Store(StoreError("the store is closed".into()));
+            let closed = || RegistryError::Store(StoreError::new("the store is closed"));
             let (reply, answer) = oneshot::channel();
             writer
                 .send(Request::Work(work, reply))
@@ -361,10 +324,10 @@ impl Store for SledStore {
 
     async fn check(&self) -> Result<(), StoreError> {
         if self.writer.is_closed() {
-            return Err(StoreError("the store writer has stopped".into()));
+            return Err(StoreError::new("the store writer has stopped"));
         }
         if let Some(error) = self.write_health.failing() {
-            return Err(StoreError(format!(
+            return Err(StoreError::new(format!(
                 "writing to disk fails (a failed flush is retried, its writes wait): {error}"
             )));
         }
@@ -374,5 +337,9 @@ impl Store for SledStore {
 
     async fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.trees.db.size_on_disk().map_err(sled_error)
+    }
+
+    async fn close(&self) {
+        SledStore::close(self).await;
     }
 }

@@ -2,10 +2,10 @@
 
 use std::ops::Bound;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::Transactional;
 
+use super::codec::decode;
 use crate::registry::error::StoreError;
 
 /// One logical tree of the store (a key space of the data tree; blobs have a tree of their own).
@@ -203,24 +203,14 @@ impl Trees {
                 Ok(())
             })
             .map_err(|e: sled::transaction::TransactionError<()>| {
-                StoreError(format!("sled: {e:?}"))
+                StoreError::new(format!("sled: {e:?}"))
             })
     }
 }
 
-/// Decodes a stored JSON value.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError(format!("corrupt record: {e}")))
-}
-
-/// Encodes a value to store.
-pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError(format!("cannot encode record: {e}")))
-}
-
 /// A sled error as the registry sees it.
 pub(crate) fn sled_error(e: sled::Error) -> StoreError {
-    StoreError(format!("sled: {e}"))
+    StoreError::new(format!("sled: {e}"))
 }
 
 #[cfg(test)]

@@ -11,15 +11,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot, watch};
 use ulid::Generator;
 
+use super::codec::{decode, encode};
 use super::keys;
-use super::trees::{TreeId, Trees, decode, encode, sled_error};
+use super::trees::{TreeId, Trees, sled_error};
 use crate::registry::error::{RegistryError, StoreError};
 use crate::registry::model::{Event, Group, Nvrpp, Receiver};
 use crate::registry::port::{Committed, LogEntry, Txn, Work};
@@ -142,7 +143,7 @@ fn write_loop(
                     // a sled batch is atomic: nothing of it was applied, so its errors are
                     // answered at once ("not stored"), without waiting for a flush
                     tracing::error!(error = %e, "writing a batch failed; answering it with errors");
-                    health.set(Some(format!("writing a batch failed: {}", e.0)));
+                    health.set(Some(format!("writing a batch failed: {}", e.message)));
                     fail_all(&mut answers, &e);
                     units = 0;
                 }
@@ -226,7 +227,7 @@ fn flush_until_done(flush: &dyn Fn() -> Result<(), StoreError>, health: &WriteHe
                 if health.failing().is_none() {
                     tracing::error!(error = %e, "flush to disk failed; retrying (the writes wait, none is answered until it succeeds)");
                 }
-                health.set(Some(e.0));
+                health.set(Some(e.message));
                 std::thread::sleep(wait);
                 wait = (wait * 2).min(MAX_FLUSH_BACKOFF);
             }
@@ -237,7 +238,7 @@ fn flush_until_done(flush: &dyn Fn() -> Result<(), StoreError>, health: &WriteHe
 /// Turns every successful answer into `error`: the write is not known to be durable.
 fn fail_all(answers: &mut [Answer], error: &StoreError) {
     for (_, result) in answers.iter_mut().filter(|(_, r)| r.is_ok()) {
-        *result = Err(StoreError(format!("write failed: {}", error.0)).into());
+        *result = Err(StoreError::new(format!("write failed: {}", error.message)).into());
     }
 }
 
@@ -351,15 +352,7 @@ impl<'a> SledTxn<'a> {
 
 impl Txn for SledTxn<'_> {
     fn new_id(&mut self) -> (String, DateTime<Utc>) {
-        let mut at = SystemTime::now();
-        let ulid = loop {
-            match self.ids.generate_from_datetime(at) {
-                Ok(ulid) => break ulid,
-                // 2^80 ids in one millisecond: move on to the next one.
-                Err(_) => at += std::time::Duration::from_millis(1),
-            }
-        };
-        (ulid.to_string(), DateTime::<Utc>::from(ulid.datetime()))
+        super::ids::next(self.ids)
     }
 
     fn group(&self, id: &str) -> Result<Option<Group>, StoreError> {
@@ -500,7 +493,7 @@ mod tests {
         let seen_failing = Mutex::new(None);
         let flush = || {
             if attempts.fetch_add(1, Ordering::SeqCst) < 2 {
-                return Err(StoreError("disk full".into()));
+                return Err(StoreError::new("disk full"));
             }
             *seen_failing.lock().unwrap() = health.failing();
             Ok(())

@@ -1,0 +1,471 @@
+//! [`PgStore`]: the registry's [`Store`] on PostgreSQL, which any number of gateway replicas
+//! share. Units of work run on writer threads, one transaction each (`writer.rs`); the log is
+//! numbered after commit by one sequencer step at a time (`sequencer.rs`); reads go through a
+//! pool of connections. A 2xx means the transaction committed, as durable as the server's
+//! `synchronous_commit` makes commits.
+
+mod errors;
+pub(crate) mod locks;
+mod schema;
+mod sequencer;
+mod writer;
+
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use thiserror::Error;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+
+use super::codec::decode;
+use crate::registry::error::{RegistryError, StoreError};
+use crate::registry::model::{Event, Group, Nvrpp, Receiver};
+use crate::registry::port::{Committed, LogEntry, Store, Work};
+use crate::registry::query::{DefinitionFilter, EventFilter, Gather, Page, Scan};
+use errors::{pg_error, pool_error};
+
+/// How a PostgreSQL store is set up.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// Connections of the read pool.
+    pub read_connections: usize,
+    /// Writer threads (each with a connection): units of work in flight at once.
+    pub writers: usize,
+}
+
+/// Why the store could not be opened.
+#[derive(Debug, Error)]
+pub enum PgOpenError {
+    /// The URL does not parse.
+    #[error("invalid database URL (expected postgres://user[:password]@host[:port]/database): {0}")]
+    Url(String),
+    /// The server could not be reached or refused the connection, or the schema could not be
+    /// made.
+    #[error("cannot open the PostgreSQL store: {0}")]
+    Store(#[from] StoreError),
+    /// A thread could not be started.
+    #[error("cannot start the PostgreSQL writers: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// Receivers, events, groups and the log in a PostgreSQL database.
+pub struct PgStore {
+    location: String,
+    pool: deadpool_postgres::Pool,
+    writer: Mutex<Option<mpsc::Sender<writer::Job>>>,
+    durable: watch::Receiver<u64>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl PgStore {
+    /// Connects to the database at `url`, creates or migrates its tables, and starts the
+    /// writers and the sequencer.
+    pub async fn open(url: &str, options: &PgOptions) -> Result<Self, PgOpenError> {
+        let config =
+            tokio_postgres::Config::from_str(url).map_err(|e| PgOpenError::Url(e.to_string()))?;
+        let sync_config =
+            postgres::Config::from_str(url).map_err(|e| PgOpenError::Url(e.to_string()))?;
+        let (mut client, connection) = config.connect(NoTls).await.map_err(pg_error)?;
+        let driver = tokio::spawn(connection);
+        let encoding: String = client
+            .query_one("SHOW server_encoding", &[])
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        if encoding != "UTF8" {
+            return Err(StoreError::new(format!(
+                "the database's encoding is {encoding}: the gateway needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8')"
+            ))
+            .into());
+        }
+        schema::migrate(&mut client).await?;
+        let head: i64 = client
+            .query_one(sequencer::HEAD, &[])
+            .await
+            .map_err(pg_error)?
+            .get(0);
+        drop(client);
+        driver.abort();
+
+        let manager = deadpool_postgres::Manager::from_config(
+            config.clone(),
+            NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        let timeout = Some(std::time::Duration::from_secs(10));
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(options.read_connections.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(timeout)
+            .create_timeout(timeout)
+            .build()
+            .map_err(|e| StoreError::new(format!("cannot make the connection pool: {e}")))?;
+        let (durable_tx, durable) = watch::channel(head as u64);
+        let committed = Arc::new(Notify::new());
+        let writers = Arc::new(writer::Writers {
+            config: sync_config,
+            ids: Mutex::new(ulid::Generator::new()),
+            committed: committed.clone(),
+        });
+        let writer = writer::spawn(options.writers.max(1), writers)?;
+        let tasks = vec![
+            tokio::spawn(sequencer::number(
+                pool.clone(),
+                committed,
+                durable_tx.clone(),
+            )),
+            tokio::spawn(sequencer::follow(config.clone(), durable_tx)),
+        ];
+        Ok(PgStore {
+            location: location(&config),
+            pool,
+            writer: Mutex::new(Some(writer)),
+            durable,
+            tasks,
+        })
+    }
+
+    /// Where the database is, as a URL without the password.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// A pooled connection.
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    /// The rows of `sql` with `params` (prepared once per pooled connection).
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(pg_error)?;
+        client.query(&statement, params).await.map_err(pg_error)
+    }
+
+    /// The object in the first column of the first row of `sql`, if any.
+    async fn one<T: serde::de::DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<T>, StoreError> {
+        let rows = self.query(sql, params).await?;
+        rows.first()
+            .map(|row| decode(row.get::<_, &str>(0).as_bytes()))
+            .transpose()
+    }
+
+    /// Objects of `table` (columns `id`, `doc`) with `conditions` on its columns (`$1`...,
+    /// from `params`), newest first, gathered into one page (see [`Gather`]) of those that
+    /// `keep` accepts; `size` is what an object counts towards the page's bytes. Reads in
+    /// chunks along the index the conditions select.
+    async fn scan<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        conditions: &[&str],
+        params: &[&(dyn ToSql + Sync)],
+        page: &Page,
+        keep: impl Fn(&T) -> bool,
+        size: impl Fn(&T) -> usize,
+    ) -> Result<Scan<T>, StoreError> {
+        let chunk = (page.limit as i64 + 1).clamp(16, 1000);
+        let mut before = page.after.clone();
+        let mut gather = Gather::new(page);
+        loop {
+            let mut all: Vec<String> = conditions.iter().map(|c| c.to_string()).collect();
+            let mut values: Vec<&(dyn ToSql + Sync)> = params.to_vec();
+            if let Some(before) = &before {
+                values.push(before);
+                all.push(format!("id < ${}", values.len()));
+            }
+            values.push(&chunk);
+            let filter = match all.is_empty() {
+                true => String::new(),
+                false => format!("WHERE {}", all.join(" AND ")),
+            };
+            let sql = format!(
+                "SELECT id, doc FROM {table} {filter} ORDER BY id DESC LIMIT ${}",
+                values.len()
+            );
+            let rows = self.query(&sql, &values).await?;
+            for row in &rows {
+                let id: &str = row.get(0);
+                let object: T = decode(row.get::<_, &str>(1).as_bytes())?;
+                let matched = keep(&object).then(|| {
+                    let bytes = size(&object);
+                    (object, bytes)
+                });
+                if let Some(scan) = gather.look_at(id, matched) {
+                    return Ok(scan);
+                }
+            }
+            match rows.last() {
+                Some(last) if rows.len() as i64 == chunk => before = Some(last.get(0)),
+                _ => return Ok(gather.finish()),
+            }
+        }
+    }
+
+    /// Stops the writers (after the units of work they run) and the sequencer.
+    pub async fn close(&self) {
+        drop(crate::sync::lock(&self.writer).take());
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// `config` as a URL without its password.
+fn location(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or_default();
+    let database = config.get_dbname().unwrap_or(user);
+    format!("postgres://{user}@{host}:{port}/{database}")
+}
+
+/// The smallest string greater than every string that starts with `prefix`, in the byte (code
+/// point) order of `COLLATE "C"`; `None` when there is none.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    async fn receiver(&self, id: &str) -> Result<Option<Receiver>, StoreError> {
+        self.one("SELECT doc FROM epr_receivers WHERE id = $1", &[&id])
+            .await
+    }
+
+    async fn event(&self, id: &str) -> Result<Option<Event>, StoreError> {
+        self.one("SELECT doc FROM epr_events WHERE id = $1", &[&id])
+            .await
+    }
+
+    async fn group(&self, id: &str) -> Result<Option<Group>, StoreError> {
+        self.one("SELECT doc FROM epr_groups WHERE id = $1", &[&id])
+            .await
+    }
+
+    async fn find_receivers(
+        &self,
+        filter: &DefinitionFilter,
+        page: &Page,
+    ) -> Result<Scan<Receiver>, StoreError> {
+        let keep = |r: &Receiver| filter.matches_receiver(r);
+        let size = |r: &Receiver| r.schema.get().len();
+        match &filter.id {
+            Some(id) => Ok(Scan::complete(
+                self.receiver(id).await?.into_iter().filter(keep).collect(),
+            )),
+            None => self.scan("epr_receivers", &[], &[], page, keep, size).await,
+        }
+    }
+
+    async fn find_events(
+        &self,
+        filter: &EventFilter,
+        page: &Page,
+    ) -> Result<Scan<Event>, StoreError> {
+        let keep = |e: &Event| filter.matches(e);
+        let size = |e: &Event| e.payload.get().len();
+        if let Some(id) = &filter.id {
+            return Ok(Scan::complete(
+                self.event(id).await?.into_iter().filter(keep).collect(),
+            ));
+        }
+        // the most selective index the filter allows, as in the embedded store
+        let (conditions, params): (&[&str], Vec<&(dyn ToSql + Sync)>) = match filter {
+            EventFilter {
+                name: Some(n),
+                version: Some(v),
+                release: Some(r),
+                platform_id: Some(p),
+                package: Some(k),
+                ..
+            } => (
+                &[
+                    "name = $1",
+                    "version = $2",
+                    "release = $3",
+                    "platform_id = $4",
+                    "package = $5",
+                ],
+                vec![n, v, r, p, k],
+            ),
+            EventFilter {
+                event_receiver_id: Some(r),
+                ..
+            } => (&["receiver_id = $1"], vec![r]),
+            EventFilter { name: Some(n), .. } => (&["name = $1"], vec![n]),
+            _ => (&[], vec![]),
+        };
+        self.scan("epr_events", conditions, &params, page, keep, size)
+            .await
+    }
+
+    async fn find_groups(
+        &self,
+        filter: &DefinitionFilter,
+        page: &Page,
+    ) -> Result<Scan<Group>, StoreError> {
+        let keep = |g: &Group| filter.matches_group(g);
+        match &filter.id {
+            Some(id) => Ok(Scan::complete(
+                self.group(id).await?.into_iter().filter(keep).collect(),
+            )),
+            None => self.scan("epr_groups", &[], &[], page, keep, |_| 0).await,
+        }
+    }
+
+    async fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT id FROM epr_receivers WHERE kind = $1 ORDER BY id",
+                &[&kind],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    async fn latest_event(
+        &self,
+        receiver_id: &str,
+        nvrpp: &Nvrpp,
+    ) -> Result<Option<Event>, StoreError> {
+        let [n, v, r, p, k] = nvrpp.parts();
+        self.one(
+            "SELECT e.doc FROM epr_latest l JOIN epr_events e ON e.id = l.event_id
+             WHERE l.receiver_id = $1 AND l.name = $2 AND l.version = $3 AND l.release = $4
+             AND l.platform_id = $5 AND l.package = $6",
+            &[&receiver_id, &n, &v, &r, &p, &k],
+        )
+        .await
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        self.one("SELECT value FROM epr_settings WHERE key = $1", &[&key])
+            .await
+    }
+
+    async fn settings(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let rows = match prefix_end(prefix) {
+            Some(end) => {
+                self.query(
+                    "SELECT key, value FROM epr_settings WHERE key >= $1 AND key < $2 ORDER BY key",
+                    &[&prefix, &end],
+                )
+                .await?
+            }
+            None => {
+                self.query(
+                    "SELECT key, value FROM epr_settings WHERE key >= $1 ORDER BY key",
+                    &[&prefix],
+                )
+                .await?
+            }
+        };
+        rows.iter()
+            .map(|row| {
+                let value = decode(row.get::<_, &str>(1).as_bytes())?;
+                Ok((row.get(0), value))
+            })
+            .collect()
+    }
+
+    async fn blob(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let rows = self
+            .query("SELECT value FROM epr_blobs WHERE key = $1", &[&key])
+            .await?;
+        Ok(rows.first().map(|row| row.get(0)))
+    }
+
+    fn commit(&self, work: Work) -> BoxFuture<'static, Result<Committed, RegistryError>> {
+        let writer = crate::sync::lock(&self.writer).clone();
+        Box::pin(async move {
+            let closed = || RegistryError::Store(StoreError::new("the store is closed"));
+            let (reply, answer) = oneshot::channel();
+            writer
+                .ok_or_else(closed)?
+                .send((work, reply))
+                .await
+                .map_err(|_| closed())?;
+            answer.await.map_err(|_| closed())?
+        })
+    }
+
+    async fn log_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, LogEntry)>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT seq, entry FROM epr_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&(after as i64), &(limit as i64)],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let entry = decode(row.get::<_, &str>(1).as_bytes())?;
+                Ok((row.get::<_, i64>(0) as u64, entry))
+            })
+            .collect()
+    }
+
+    fn durable_seq(&self) -> watch::Receiver<u64> {
+        self.durable.clone()
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        if crate::sync::lock(&self.writer).is_none() {
+            return Err(StoreError::new("the store is closed"));
+        }
+        self.query("SELECT 1", &[]).await.map(drop)
+    }
+
+    async fn size_on_disk(&self) -> Result<u64, StoreError> {
+        let rows = self
+            .query("SELECT pg_database_size(current_database())", &[])
+            .await?;
+        Ok(rows.first().map_or(0, |row| row.get::<_, i64>(0) as u64))
+    }
+
+    async fn close(&self) {
+        PgStore::close(self).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_bounds_every_string_with_the_prefix() {
+        assert_eq!(prefix_end("plugin/"), Some("plugin0".into()));
+        assert_eq!(prefix_end("a\u{10FFFF}"), Some("b".into()));
+        assert_eq!(prefix_end("\u{D7FF}"), Some("\u{E000}".into()));
+        assert_eq!(prefix_end(""), None);
+        assert!("plugin/x\u{10FFFF}" < prefix_end("plugin/").unwrap().as_str());
+    }
+}

@@ -1,0 +1,168 @@
+//! One order of the log for every replica, with no entry ever skipped by a reader.
+//!
+//! Units of work append log rows without a sequence number. Numbering them at insert time (a
+//! sequence) would let a reader that follows `seq > last` skip a row whose transaction took its
+//! number first but committed after a later one became visible: the outbox gap. So rows are
+//! numbered after they commit, by a single sequencer step at a time: a step takes a
+//! transaction lock, gives every committed, unnumbered row the next numbers (in insertion
+//! order, so the entries of one unit keep theirs), commits, and notifies. A step sees every row
+//! committed before it took the lock, and the next step starts only after it committed: the
+//! numbers are gapless and become visible in order, so `seq > last` never skips one.
+//!
+//! Each replica runs steps after its own commits (and every [`FALLBACK`], for rows of a replica
+//! that died between its commit and its step), and follows the numbering through `LISTEN
+//! epr_log` (a wake-up; a read of the highest number every [`FALLBACK`] when notifications are
+//! lost).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use super::errors::{pg_error, pool_error};
+use super::locks::SEQUENCER;
+use crate::registry::error::StoreError;
+
+/// How often a replica numbers and reads the log's head without being woken.
+pub(super) const FALLBACK: Duration = Duration::from_secs(1);
+/// Rows one step numbers at most.
+const STEP: i64 = 10_000;
+/// The channel the steps notify, with the highest number as payload.
+const CHANNEL: &str = "epr_log";
+
+/// Numbers the committed rows that have no number yet (at most [`STEP`]); the highest number
+/// given and how many rows got one.
+const NUMBER: &str = "WITH head AS (SELECT COALESCE(MAX(seq), 0) AS top FROM epr_log),
+    todo AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM epr_log
+             WHERE seq IS NULL ORDER BY id LIMIT $1),
+    numbered AS (UPDATE epr_log SET seq = head.top + todo.n FROM head, todo
+                 WHERE epr_log.id = todo.id RETURNING epr_log.seq)
+    SELECT COALESCE((SELECT MAX(seq) FROM numbered), (SELECT top FROM head)),
+           (SELECT COUNT(*) FROM numbered)";
+
+/// The highest number given.
+pub(super) const HEAD: &str = "SELECT COALESCE(MAX(seq), 0) FROM epr_log";
+
+/// Publishes `seq` as durable if it is newer than what was.
+pub(super) fn advance(durable: &watch::Sender<u64>, seq: u64) {
+    durable.send_if_modified(|current| {
+        let newer = seq > *current;
+        *current = (*current).max(seq);
+        newer
+    });
+}
+
+/// Runs steps when `committed` wakes it and every [`FALLBACK`], publishing the head.
+pub(super) async fn number(
+    pool: deadpool_postgres::Pool,
+    committed: Arc<Notify>,
+    durable: watch::Sender<u64>,
+) {
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = committed.notified() => {}
+            _ = tokio::time::sleep(FALLBACK) => {}
+        }
+        loop {
+            match step(&pool).await {
+                Ok((head, count)) => {
+                    if failing {
+                        tracing::info!("numbering the log works again");
+                        failing = false;
+                    }
+                    advance(&durable, head);
+                    if count < STEP {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "cannot number the log; retrying");
+                        failing = true;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One step: (highest number, rows numbered).
+async fn step(pool: &deadpool_postgres::Pool) -> Result<(u64, i64), StoreError> {
+    let mut client = pool.get().await.map_err(pool_error)?;
+    let tx = client.transaction().await.map_err(pg_error)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SEQUENCER])
+        .await
+        .map_err(pg_error)?;
+    let row = tx.query_one(NUMBER, &[&STEP]).await.map_err(pg_error)?;
+    let (head, count): (i64, i64) = (row.get(0), row.get(1));
+    if count > 0 {
+        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &head.to_string()])
+            .await
+            .map_err(pg_error)?;
+    }
+    tx.commit().await.map_err(pg_error)?;
+    Ok((head as u64, count))
+}
+
+/// Follows the numbering of every replica: `LISTEN`, and a read of the head after each
+/// (re)connection and every [`FALLBACK`]; reconnects when the connection is lost.
+pub(super) async fn follow(config: tokio_postgres::Config, durable: watch::Sender<u64>) {
+    let mut failing = false;
+    loop {
+        if let Err(e) = listen(&config, &durable).await
+            && !failing
+        {
+            tracing::warn!(error = %e, "lost the log's notifications; reconnecting");
+            failing = true;
+        }
+        tokio::time::sleep(FALLBACK).await;
+    }
+}
+
+async fn listen(
+    config: &tokio_postgres::Config,
+    durable: &watch::Sender<u64>,
+) -> Result<(), StoreError> {
+    let (client, mut connection) = config.connect(NoTls).await.map_err(pg_error)?;
+    let (notes, mut notified) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = messages.next().await {
+            if let AsyncMessage::Notification(note) = message {
+                let _ = notes.send(note.payload().parse::<u64>().unwrap_or(0));
+            }
+        }
+    });
+    let result = async {
+        client
+            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .await
+            .map_err(pg_error)?;
+        loop {
+            let head: i64 = client
+                .query_one(HEAD, &[])
+                .await
+                .map_err(pg_error)?
+                .get(0);
+            advance(durable, head as u64);
+            let deadline = tokio::time::sleep(FALLBACK);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    note = notified.recv() => match note {
+                        Some(seq) => advance(durable, seq),
+                        None => return Err(StoreError::unavailable("the notification connection closed")),
+                    },
+                    _ = &mut deadline => break,
+                }
+            }
+        }
+    }
+    .await;
+    driver.abort();
+    result
+}

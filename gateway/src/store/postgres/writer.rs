@@ -1,0 +1,363 @@
+//! Units of work on PostgreSQL: writer threads, each with a connection of its own, run one unit
+//! at a time as one transaction under READ COMMITTED. Where two units must see each other (the
+//! events of one unit, one ingestion origin, the receivers of one type), the first read or write
+//! takes a transaction lock (see `locks.rs`), so the later unit waits for the earlier one's commit
+//! and then reads it. A unit's writes are buffered, as in the embedded store (its reads do not
+//! see them), sent when it succeeds, and committed; the answer comes only after the commit.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Row, Statement, Transaction};
+use tokio::sync::{Notify, mpsc, oneshot};
+use ulid::Generator;
+
+use super::errors::pg_error;
+use super::locks::{self, Scope};
+use crate::registry::error::{RegistryError, StoreError};
+use crate::registry::model::{Event, Group, Nvrpp, Receiver};
+use crate::registry::port::{Committed, LogEntry, Txn, Work};
+use crate::store::codec::{decode, encode_text};
+use crate::store::{ids, keys};
+use crate::sync::lock;
+
+/// A unit of work and where its answer goes.
+pub(super) type Job = (Work, oneshot::Sender<Result<Committed, RegistryError>>);
+
+/// What the writer threads share.
+pub(super) struct Writers {
+    /// How to connect.
+    pub(super) config: postgres::Config,
+    /// Ids, greater than every id this process made before.
+    pub(super) ids: Mutex<Generator>,
+    /// Woken after each commit (the sequencer numbers the new log rows).
+    pub(super) committed: Arc<Notify>,
+}
+
+/// Starts `count` writer threads taking jobs from the returned sender; they stop when it is
+/// dropped.
+pub(super) fn spawn(count: usize, writers: Arc<Writers>) -> std::io::Result<mpsc::Sender<Job>> {
+    let (sender, jobs) = mpsc::channel(1024);
+    let jobs = Arc::new(Mutex::new(jobs));
+    for n in 0..count {
+        let (jobs, writers) = (jobs.clone(), writers.clone());
+        std::thread::Builder::new()
+            .name(format!("epr-pg-writer-{n}"))
+            .spawn(move || run(&jobs, &writers))?;
+    }
+    Ok(sender)
+}
+
+fn run(jobs: &Mutex<mpsc::Receiver<Job>>, writers: &Writers) {
+    let mut connection = None;
+    loop {
+        let next = lock(jobs).blocking_recv();
+        let Some((work, reply)) = next else {
+            return;
+        };
+        let result = unit(writers, &mut connection, work);
+        if result.is_ok() {
+            writers.committed.notify_one();
+        }
+        let _ = reply.send(result);
+    }
+}
+
+/// A connection of a writer thread and the statements prepared on it.
+struct Connection {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+/// The thread's connection, made again if it was lost.
+fn connect<'a>(
+    writers: &Writers,
+    slot: &'a mut Option<Connection>,
+) -> Result<&'a mut Connection, StoreError> {
+    if slot.as_ref().is_some_and(|c| c.client.is_closed()) {
+        *slot = None;
+    }
+    if slot.is_none() {
+        let client = writers.config.connect(NoTls).map_err(pg_error)?;
+        *slot = Some(Connection {
+            client,
+            statements: HashMap::new(),
+        });
+    }
+    Ok(slot.as_mut().expect("connected just now"))
+}
+
+/// Runs `work` as one transaction; commits its writes if it succeeds.
+fn unit(
+    writers: &Writers,
+    slot: &mut Option<Connection>,
+    work: Work,
+) -> Result<Committed, RegistryError> {
+    let Connection { client, statements } = connect(writers, slot)?;
+    let transaction = client.transaction().map_err(pg_error)?;
+    let mut txn = PgTxn {
+        transaction: RefCell::new(transaction),
+        statements: RefCell::new(statements),
+        locked: RefCell::new(HashSet::new()),
+        writes: Vec::new(),
+        ids: &writers.ids,
+    };
+    let committed = work(&mut txn)?;
+    txn.send_writes()?;
+    txn.transaction.into_inner().commit().map_err(|e| {
+        let e = pg_error(e);
+        tracing::error!(error = %e, "commit failed (if the connection was lost during it, the write may have been committed)");
+        e
+    })?;
+    Ok(committed)
+}
+
+/// A write held until the unit of work succeeds.
+enum Write {
+    /// Take a transaction lock (before writing what it protects).
+    Lock(i64),
+    /// Run a statement.
+    Statement(&'static str, Vec<Box<dyn ToSql + Sync>>),
+}
+
+/// A unit of work's view of PostgreSQL.
+struct PgTxn<'t, 'c> {
+    transaction: RefCell<Transaction<'t>>,
+    statements: RefCell<&'c mut HashMap<&'static str, Statement>>,
+    locked: RefCell<HashSet<i64>>,
+    writes: Vec<Write>,
+    ids: &'c Mutex<Generator>,
+}
+
+const LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
+
+impl PgTxn<'_, '_> {
+    /// `sql`, prepared once per connection.
+    fn statement(&self, sql: &'static str) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.statements.borrow().get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self
+            .transaction
+            .borrow_mut()
+            .prepare(sql)
+            .map_err(pg_error)?;
+        self.statements.borrow_mut().insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    fn query(
+        &self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let statement = self.statement(sql)?;
+        self.transaction
+            .borrow_mut()
+            .query(&statement, params)
+            .map_err(pg_error)
+    }
+
+    /// Takes the transaction lock `key` unless this unit holds it already.
+    fn lock(&self, key: i64) -> Result<(), StoreError> {
+        if self.locked.borrow_mut().insert(key) {
+            self.query(LOCK, &[&key])?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, sql: &'static str, params: Vec<Box<dyn ToSql + Sync>>) {
+        self.writes.push(Write::Statement(sql, params));
+    }
+
+    /// Sends the buffered writes, in order.
+    fn send_writes(&mut self) -> Result<(), StoreError> {
+        for write in std::mem::take(&mut self.writes) {
+            match write {
+                Write::Lock(key) => self.lock(key)?,
+                Write::Statement(sql, params) => {
+                    let params: Vec<&(dyn ToSql + Sync)> =
+                        params.iter().map(|p| p.as_ref()).collect();
+                    self.query(sql, &params)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The lock of every event about `nvrpp`.
+fn unit_lock(nvrpp: &Nvrpp) -> i64 {
+    locks::key(Scope::Unit, &nvrpp.parts())
+}
+
+impl Txn for PgTxn<'_, '_> {
+    fn new_id(&mut self) -> (String, DateTime<Utc>) {
+        ids::next(&mut lock(self.ids))
+    }
+
+    fn group(&self, id: &str) -> Result<Option<Group>, StoreError> {
+        let rows = self.query("SELECT doc FROM epr_groups WHERE id = $1", &[&id])?;
+        rows.first()
+            .map(|row| decode(row.get::<_, &str>(0).as_bytes()))
+            .transpose()
+    }
+
+    fn groups_of_receiver(&self, receiver_id: &str) -> Result<Vec<Group>, StoreError> {
+        let rows = self.query(
+            "SELECT g.doc FROM epr_group_members m JOIN epr_groups g ON g.id = m.group_id
+             WHERE m.receiver_id = $1 ORDER BY g.id",
+            &[&receiver_id],
+        )?;
+        rows.iter()
+            .map(|row| decode(row.get::<_, &str>(0).as_bytes()))
+            .collect()
+    }
+
+    fn latest_success(&self, receiver_id: &str, nvrpp: &Nvrpp) -> Result<Option<bool>, StoreError> {
+        self.lock(unit_lock(nvrpp))?;
+        let [n, v, r, p, k] = nvrpp.parts();
+        let rows = self.query(
+            "SELECT success FROM epr_latest WHERE receiver_id = $1 AND name = $2 AND version = $3
+             AND release = $4 AND platform_id = $5 AND package = $6",
+            &[&receiver_id, &n, &v, &r, &p, &k],
+        )?;
+        Ok(rows.first().map(|row| row.get(0)))
+    }
+
+    fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError> {
+        self.lock(locks::key(Scope::Kind, &[kind]))?;
+        let rows = self.query(
+            "SELECT id FROM epr_receivers WHERE kind = $1 ORDER BY id",
+            &[&kind],
+        )?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    fn deduplicated(&self, origin: &[&str]) -> Result<Option<String>, StoreError> {
+        self.lock(locks::key(Scope::Origin, origin))?;
+        let rows = self.query(
+            "SELECT value FROM epr_dedup WHERE origin = $1",
+            &[&keys::prefix(origin)],
+        )?;
+        Ok(rows.first().map(|row| row.get(0)))
+    }
+
+    fn put_dedup(&mut self, origin: &[&str], value: &str) -> Result<(), StoreError> {
+        self.writes
+            .push(Write::Lock(locks::key(Scope::Origin, origin)));
+        self.write(
+            "INSERT INTO epr_dedup (origin, value) VALUES ($1, $2)
+             ON CONFLICT (origin) DO UPDATE SET value = EXCLUDED.value",
+            vec![Box::new(keys::prefix(origin)), Box::new(value.to_owned())],
+        );
+        Ok(())
+    }
+
+    fn put_setting(
+        &mut self,
+        key: &str,
+        value: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        match value {
+            Some(value) => self.write(
+                "INSERT INTO epr_settings (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                vec![Box::new(key.to_owned()), Box::new(encode_text(value)?)],
+            ),
+            None => self.write(
+                "DELETE FROM epr_settings WHERE key = $1",
+                vec![Box::new(key.to_owned())],
+            ),
+        }
+        Ok(())
+    }
+
+    fn put_blob(&mut self, key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
+        match value {
+            Some(value) => self.write(
+                "INSERT INTO epr_blobs (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                vec![Box::new(key.to_owned()), Box::new(value.to_vec())],
+            ),
+            None => self.write(
+                "DELETE FROM epr_blobs WHERE key = $1",
+                vec![Box::new(key.to_owned())],
+            ),
+        }
+        Ok(())
+    }
+
+    fn put_receiver(&mut self, receiver: &Receiver) -> Result<(), StoreError> {
+        self.write(
+            "INSERT INTO epr_receivers (id, kind, doc) VALUES ($1, $2, $3)",
+            vec![
+                Box::new(receiver.id.clone()),
+                Box::new(receiver.kind.clone()),
+                Box::new(encode_text(receiver)?),
+            ],
+        );
+        Ok(())
+    }
+
+    fn put_group(&mut self, group: &Group) -> Result<(), StoreError> {
+        self.write(
+            "INSERT INTO epr_groups (id, doc) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc",
+            vec![Box::new(group.id.clone()), Box::new(encode_text(group)?)],
+        );
+        for member in &group.event_receiver_ids {
+            self.write(
+                "INSERT INTO epr_group_members (receiver_id, group_id) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
+                vec![Box::new(member.clone()), Box::new(group.id.clone())],
+            );
+        }
+        Ok(())
+    }
+
+    fn put_event(&mut self, event: &Event) -> Result<(), StoreError> {
+        let nvrpp = event.nvrpp();
+        self.writes.push(Write::Lock(unit_lock(&nvrpp)));
+        let unit = || -> [Box<dyn ToSql + Sync>; 5] {
+            nvrpp
+                .parts()
+                .map(|part| Box::new(part.to_owned()) as Box<dyn ToSql + Sync>)
+        };
+        let mut columns: Vec<Box<dyn ToSql + Sync>> = vec![
+            Box::new(event.id.clone()),
+            Box::new(event.event_receiver_id.clone()),
+        ];
+        columns.extend(unit());
+        columns.push(Box::new(encode_text(event)?));
+        self.write(
+            "INSERT INTO epr_events (id, receiver_id, name, version, release, platform_id, package, doc)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            columns,
+        );
+        let mut latest: Vec<Box<dyn ToSql + Sync>> =
+            vec![Box::new(event.event_receiver_id.clone())];
+        latest.extend(unit());
+        latest.push(Box::new(event.id.clone()));
+        latest.push(Box::new(event.success));
+        self.write(
+            "INSERT INTO epr_latest (receiver_id, name, version, release, platform_id, package, event_id, success)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (receiver_id, name, version, release, platform_id, package)
+             DO UPDATE SET event_id = EXCLUDED.event_id, success = EXCLUDED.success",
+            latest,
+        );
+        Ok(())
+    }
+
+    fn append_log(&mut self, entry: &LogEntry) -> Result<(), StoreError> {
+        self.write(
+            "INSERT INTO epr_log (entry) VALUES ($1)",
+            vec![Box::new(encode_text(entry)?)],
+        );
+        Ok(())
+    }
+}
