@@ -18,6 +18,7 @@ mod openapi;
 mod plugins;
 mod postgres;
 mod readme;
+mod replicas;
 mod rest_api;
 mod stream;
 mod tour;

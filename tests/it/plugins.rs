@@ -53,7 +53,12 @@ async fn send(
 }
 
 /// Uploads, expecting 201.
-async fn install(api: &Api, crate_name: &str, grants: Value, name: Option<&str>) -> Value {
+pub(crate) async fn install(
+    api: &Api,
+    crate_name: &str,
+    grants: Value,
+    name: Option<&str>,
+) -> Value {
     let (status, answer) = upload(api, wasm(crate_name), grants, name).await;
     assert_eq!(status, StatusCode::CREATED, "upload {crate_name}: {answer}");
     answer["data"].clone()
@@ -96,9 +101,9 @@ async fn events_of(api: &Api, receiver: &str) -> Vec<Value> {
 
 /// A request the hook server received.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     path: String,
-    headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
     body: Bytes,
 }
 
@@ -118,7 +123,7 @@ async fn ingest_and_read(
 }
 
 /// A local HTTP server recording what it receives and answering `status`.
-struct Hook {
+pub(crate) struct Hook {
     port: u16,
     received: Arc<Mutex<Vec<Received>>>,
     status: Arc<AtomicU16>,
@@ -126,7 +131,7 @@ struct Hook {
 
 impl Hook {
     /// Answers 500 to the first `fail_first` requests, then 200.
-    async fn start(fail_first: u16) -> Hook {
+    pub(crate) async fn start(fail_first: u16) -> Hook {
         type Shared = (Arc<Mutex<Vec<Received>>>, Arc<AtomicU16>, Arc<AtomicU16>);
         async fn record(
             State((received, status, fail_first)): State<Shared>,
@@ -168,12 +173,12 @@ impl Hook {
         }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 
     /// Grants for the webhook firer to POST here, signing with `secret`.
-    fn grants(&self, path: &str, secret: &str) -> Value {
+    pub(crate) fn grants(&self, path: &str, secret: &str) -> Value {
         json!({
             "allowed_hosts": [format!("127.0.0.1:{}", self.port)],
             "config": {"url": format!("http://127.0.0.1:{}{path}", self.port), "secret": secret},
@@ -185,7 +190,7 @@ impl Hook {
 /// The content type of a structured-mode CloudEvent.
 const STRUCTURED: (&str, &str) = ("content-type", "application/cloudevents+json");
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub(crate) const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// Checks a Standard-Webhooks signature as a receiver would.
 fn verify(received: &Received) {
@@ -892,17 +897,14 @@ async fn a_stored_plugin_that_no_longer_loads_can_be_replaced_or_deleted() {
     // what a component built for another contract is to this gateway: one that does not link
     {
         use epr_gateway::plugins::catalog;
-        use epr_gateway::registry::port::Store;
-        let sled = Arc::new(epr_gateway::store::SledStore::open(&dir).unwrap());
-        let store: Arc<dyn Store> = sled.clone();
+        let store = Gateway::open_store(&dir).await;
         let records = catalog::records(store.as_ref()).await.unwrap();
         assert_eq!(records.len(), 2);
         for record in records {
             let stale = (wasm("wrong_imports"), b"not an artifact".to_vec());
             catalog::save(&store, &record, Some(stale)).await.unwrap();
         }
-        drop(store);
-        Arc::into_inner(sled).expect("one owner").close().await;
+        store.close().await;
     }
     let gw = Gateway::start_in(&dir, &[]).await;
     // shown, with why it runs nothing

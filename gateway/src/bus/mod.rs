@@ -1,5 +1,7 @@
-//! Consumers of the durable log: the live stream, the Kafka relay, and the cursor they keep.
+//! Consumers of the durable log: the live stream, the Kafka relay, the cursor they keep, and
+//! the lease under which a singleton consumer runs.
 
 pub mod cursor;
 pub mod kafka;
 pub mod log_stream;
+pub mod tenure;

@@ -24,6 +24,11 @@ pub fn cursor(name: &str) -> String {
     format!("plugin-cursor/{name}")
 }
 
+/// The lease under which watcher `name` runs (on one gateway at a time).
+pub fn watcher_lease(name: &str) -> String {
+    format!("watcher/{name}")
+}
+
 /// Settings prefix of watcher `name`'s dead letters.
 pub fn dead_letters(name: &str) -> String {
     format!("plugin-dead/{name}/")

@@ -1,6 +1,8 @@
 //! The plugin manager: loads stored plugins at start, installs, replaces, changes and deletes
 //! them at run time, runs transforms for the registry and a runner per watcher.
 
+mod shared;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -134,18 +136,11 @@ impl PluginManager {
             manage: tokio::sync::Mutex::new(()),
         });
         for record in catalog::records(registry.store().as_ref()).await? {
-            let name = record.name.clone();
-            let record_of_failed = record.clone();
-            match manager.load_stored(record).await {
-                Ok(installed) => manager.inventory.put(installed),
-                Err(e) => {
-                    tracing::error!(plugin = %name, error = %e, "cannot load the stored plugin; it stays off until replaced");
-                    lock(&manager.unloaded).insert(name, (record_of_failed, e.to_string()));
-                }
-            }
+            manager.load_or_note(record).await;
         }
         registry.set_transforms(manager.inventory.clone());
         manager.sync_runners().await;
+        PluginManager::follow_store(Arc::downgrade(&manager));
         tracing::info!(plugins = manager.inventory.all().len(), "plugins loaded");
         Ok(manager)
     }
@@ -166,6 +161,24 @@ impl PluginManager {
         self.inventory
             .get(name)
             .ok_or_else(|| PluginError::NotFound(name.to_owned()))
+    }
+
+    /// Installs stored plugin `record`, or notes why it does not load (it stays off until
+    /// replaced).
+    async fn load_or_note(&self, record: PluginRecord) {
+        let name = record.name.clone();
+        let record_of_failed = record.clone();
+        match self.load_stored(record).await {
+            Ok(installed) => {
+                self.inventory.put(installed);
+                lock(&self.unloaded).remove(&name);
+            }
+            Err(e) => {
+                tracing::error!(plugin = %name, error = %e, "cannot load the stored plugin; it stays off until replaced");
+                self.inventory.remove(&name);
+                lock(&self.unloaded).insert(name, (record_of_failed, e.to_string()));
+            }
+        }
     }
 
     /// Loads a stored plugin from its precompiled form, compiling it again when that no longer
@@ -496,6 +509,7 @@ impl PluginManager {
         catalog::remove(self.registry().store(), name).await?;
         // its key-value store went with it: a plugin uploaded under this name starts empty
         lock(&self.services.kv_usage).remove(name);
+        self.wait_until_stopped_everywhere(name).await;
         tracing::info!(plugin = %name, "plugin deleted");
         Ok(())
     }

@@ -17,6 +17,7 @@ use super::stats::METRIC_DEAD_LETTERS;
 use crate::backoff::Backoff;
 use crate::bus::cursor::{DurableCursor, SAVE_INTERVAL};
 use crate::bus::log_stream::follow;
+use crate::bus::tenure;
 use crate::registry::message::Message;
 use crate::registry::model::{Event, Receiver};
 
@@ -79,9 +80,22 @@ enum Handled {
     Stopped,
 }
 
-async fn run(context: Context, name: String, mut stop: watch::Receiver<bool>) {
+/// Runs watcher `name` while this gateway holds its lease (from the durable cursor each time it
+/// takes the lease over), until `stop` or the watcher is deleted.
+async fn run(context: Context, name: String, stop: watch::Receiver<bool>) {
+    let store = context.services.registry.store().clone();
+    let lease = keys::watcher_lease(&name);
+    while context.inventory.get(&name).is_some() {
+        let Some(tenure) = tenure::hold(&store, &lease, &stop).await else {
+            return;
+        };
+        watch_log(&context, &name, tenure.stop.clone()).await;
+    }
+}
+
+async fn watch_log(context: &Context, name: &str, mut stop: watch::Receiver<bool>) {
     let registry = &context.services.registry;
-    let mut cursor = DurableCursor::load(registry.clone(), keys::cursor(&name)).await;
+    let mut cursor = DurableCursor::load(registry.clone(), keys::cursor(name)).await;
     // every message, so that the cursor moves past those that are not for watchers too
     let log = follow(registry.clone(), cursor.position(), stop.clone(), |_| true);
     tokio::pin!(log);
@@ -96,9 +110,7 @@ async fn run(context: Context, name: String, mut stop: watch::Receiver<bool>) {
             }
         };
         let handled = match event_of(&message) {
-            Some((event, receiver)) => {
-                handle(&context, &name, seq, event, receiver, &mut stop).await
-            }
+            Some((event, receiver)) => handle(context, name, seq, event, receiver, &mut stop).await,
             None => Handled::Done,
         };
         match handled {
@@ -107,7 +119,7 @@ async fn run(context: Context, name: String, mut stop: watch::Receiver<bool>) {
         }
         cursor.save_if_due().await;
     }
-    if context.inventory.get(&name).is_some() {
+    if context.inventory.get(name).is_some() {
         cursor.save().await;
     }
     tracing::info!(plugin = %name, cursor = cursor.position(), "watcher stopped");

@@ -97,13 +97,14 @@ pub struct GroupPatch {
     pub enabled: Option<bool>,
 }
 
-/// Collects `<label> cannot be blank` messages, joined by newlines as EPR does.
+/// Collects `<label> cannot be blank` messages, joined by newlines as EPR does (and `<label>
+/// cannot contain NUL characters`: no store keeps them in a name, and PostgreSQL refuses them).
 #[derive(Default)]
-struct BlankCheck {
+struct FieldCheck {
     missing: Vec<String>,
 }
 
-impl BlankCheck {
+impl FieldCheck {
     /// Takes the field's value, noting it when blank (absent, null or only whitespace).
     fn take(&mut self, value: &mut Option<String>, label: &str) -> String {
         let value = value.take().unwrap_or_default();
@@ -111,10 +112,13 @@ impl BlankCheck {
         value
     }
 
-    /// Notes the field when `value` is blank (empty or only whitespace).
+    /// Notes the field when `value` is blank (empty or only whitespace) or holds a NUL.
     fn check(&mut self, value: &str, label: &str) {
         if value.trim().is_empty() {
             self.missing.push(format!("{label} cannot be blank"));
+        } else if value.contains('\0') {
+            self.missing
+                .push(format!("{label} cannot contain NUL characters"));
         }
     }
 
@@ -144,7 +148,7 @@ impl Definition {
         version: &mut Option<String>,
         description: &mut Option<String>,
     ) -> Result<Self, RegistryError> {
-        let mut check = BlankCheck::default();
+        let mut check = FieldCheck::default();
         let definition = Definition {
             name: check.take(name, "name"),
             kind: check.take(kind, "type"),
@@ -187,7 +191,7 @@ pub(crate) fn check_event_fields(
     description: &str,
     extra: &[(&str, &str)],
 ) -> Result<(), RegistryError> {
-    let mut check = BlankCheck::default();
+    let mut check = FieldCheck::default();
     for (value, label) in [
         (unit.name.as_str(), "name"),
         (&unit.version, "version"),
@@ -210,14 +214,15 @@ mod tests {
 
     #[test]
     fn blank_fields_are_all_reported_in_order() {
-        let mut check = BlankCheck::default();
+        let mut check = FieldCheck::default();
         check.take(&mut None, "name");
         check.take(&mut Some("  ".into()), "version");
         check.take(&mut Some("ok".into()), "release");
+        check.take(&mut Some("a\0b".into()), "package");
         let err = check.finish().unwrap_err().to_string();
         assert_eq!(
             err,
-            "invalid input: name cannot be blank\nversion cannot be blank"
+            "invalid input: name cannot be blank\nversion cannot be blank\npackage cannot contain NUL characters"
         );
     }
 }

@@ -42,6 +42,34 @@ impl Committed {
     }
 }
 
+/// The right to run a singleton (the Kafka relay, a watcher) among every gateway sharing a
+/// store, until it is dropped or lost.
+pub struct Lease {
+    lost: watch::Receiver<bool>,
+    _holder: Box<dyn Send + Sync>,
+}
+
+impl Lease {
+    /// A lease kept by `holder` (dropping it gives the lease up), lost when `lost` turns true.
+    pub fn new(holder: impl Send + Sync + 'static, lost: watch::Receiver<bool>) -> Self {
+        Lease {
+            lost,
+            _holder: Box::new(holder),
+        }
+    }
+
+    /// A lease nobody else can hold (a store of one process): never lost.
+    pub fn sole() -> Self {
+        let (keep, lost) = watch::channel(false);
+        Lease::new(keep, lost)
+    }
+
+    /// Resolves when the lease is lost (it may be held by another gateway by then).
+    pub async fn lost(&mut self) {
+        let _ = self.lost.wait_for(|lost| *lost).await;
+    }
+}
+
 /// A unit of work run by the store's writer.
 pub type Work = Box<dyn FnOnce(&mut dyn Txn) -> Result<Committed, RegistryError> + Send>;
 
@@ -138,4 +166,7 @@ pub trait Store: Send + Sync {
     async fn size_on_disk(&self) -> Result<u64, StoreError>;
     /// Finishes the units of work in flight and stops; later commits fail.
     async fn close(&self);
+    /// Waits until this gateway holds the lease `name` (at once when no other gateway can
+    /// share the store).
+    async fn lease(&self, name: &str) -> Lease;
 }

@@ -190,6 +190,19 @@ impl EventFilter {
         }
     }
 
+    /// Its text fields, given or not.
+    pub fn fields(&self) -> [&Option<String>; 7] {
+        [
+            &self.id,
+            &self.name,
+            &self.version,
+            &self.release,
+            &self.platform_id,
+            &self.package,
+            &self.event_receiver_id,
+        ]
+    }
+
     /// Whether `e` passes the filter.
     pub fn matches(&self, e: &Event) -> bool {
         matches(&self.id, &e.id)
@@ -219,6 +232,11 @@ pub struct DefinitionFilter {
 }
 
 impl DefinitionFilter {
+    /// Its text fields, given or not.
+    pub fn fields(&self) -> [&Option<String>; 4] {
+        [&self.id, &self.name, &self.kind, &self.version]
+    }
+
     fn matches_fields(&self, id: &str, name: &str, kind: &str, version: &str) -> bool {
         matches(&self.id, id)
             && matches(&self.name, name)

@@ -12,7 +12,7 @@ mod writer;
 
 pub use sled_store::{OpenError, SledStore};
 
-/// Metric: seconds one flush to disk took.
+/// Metric: seconds one flush to disk took (on PostgreSQL: one commit).
 pub const METRIC_FLUSH_SECONDS: &str = "epr_store_flush_duration_seconds";
-/// Metric: units of work made durable by one flush.
+/// Metric: units of work made durable by one flush (on PostgreSQL: 1, one per commit).
 pub const METRIC_FLUSH_BATCH: &str = "epr_store_flush_batch_size";

@@ -14,7 +14,7 @@ use super::trees::{Entry, TreeId, Trees, sled_error};
 use super::writer::{self, Request, WriteHealth};
 use crate::registry::error::{RegistryError, StoreError};
 use crate::registry::model::{Event, Group, Nvrpp, Receiver};
-use crate::registry::port::{Committed, LogEntry, Store, Work};
+use crate::registry::port::{Committed, Lease, LogEntry, Store, Work};
 use crate::registry::query::{DefinitionFilter, EventFilter, Gather, Page, Scan};
 
 /// Why the store could not be opened.
@@ -341,5 +341,10 @@ impl Store for SledStore {
 
     async fn close(&self) {
         SledStore::close(self).await;
+    }
+
+    async fn lease(&self, _name: &str) -> Lease {
+        // one process per data directory (sled's lock): every lease is this gateway's
+        Lease::sole()
     }
 }

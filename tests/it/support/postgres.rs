@@ -52,32 +52,77 @@ fn command(bin: &Path, program: &str) -> std::process::Command {
     command
 }
 
+/// PostgreSQL's bin directory, from `EPR_TEST_PG_BIN`.
+fn bin_dir() -> PathBuf {
+    PathBuf::from(std::env::var("EPR_TEST_PG_BIN").expect(
+        "EPR_TEST_PG_BIN names PostgreSQL's bin directory (tests/run installs Debian's postgresql)",
+    ))
+}
+
+/// A new cluster in `dir` (given to the server's user), and a free loopback port for it.
+fn init_cluster(bin: &Path, dir: &Path) -> u16 {
+    if let Some((uid, gid)) = server_user() {
+        std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+            .expect("the cluster's directory given to the postgres user");
+    }
+    let output = command(bin, "initdb")
+        .args(["--username", ROLE, "--auth", "trust", "--no-sync", "-D"])
+        .arg(dir.join("data"))
+        .output()
+        .expect("initdb runs");
+    assert!(
+        output.status.success(),
+        "initdb failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether the server on `port` accepts connections.
+fn accepts_connections(bin: &Path, port: u16) -> bool {
+    std::process::Command::new(bin.join("pg_isready"))
+        .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs `sql` with psql on the database at `url` (stops at the first error); what it printed,
+/// unaligned, no headers.
+fn psql(bin: &Path, url: &str, sql: &str) -> Result<String, String> {
+    let output = std::process::Command::new(bin.join("psql"))
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql runs");
+    match output.status.success() {
+        true => Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned()),
+        false => Err(format!(
+            "psql failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )),
+    }
+}
+
 impl Postgres {
     /// A fresh cluster, started.
     pub async fn start() -> Postgres {
-        let bin = PathBuf::from(std::env::var("EPR_TEST_PG_BIN").expect(
-            "EPR_TEST_PG_BIN names PostgreSQL's bin directory (tests/run installs Debian's postgresql)",
-        ));
+        let bin = bin_dir();
         let dir = tempfile::tempdir().expect("a directory for the cluster");
-        if let Some((uid, gid)) = server_user() {
-            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
-                .expect("the cluster's directory given to the postgres user");
-        }
-        let output = command(&bin, "initdb")
-            .args(["--username", ROLE, "--auth", "trust", "--no-sync", "-D"])
-            .arg(dir.path().join("data"))
-            .output()
-            .expect("initdb runs");
-        assert!(
-            output.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = init_cluster(&bin, dir.path());
         let mut postgres = Postgres {
             bin,
             child: None,
@@ -125,11 +170,7 @@ impl Postgres {
                 .expect("postgres starts"),
         );
         for _ in 0..300 {
-            let ready = std::process::Command::new(self.bin.join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
-                .status()
-                .is_ok_and(|s| s.success());
-            if ready {
+            if accepts_connections(&self.bin, self.port) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -152,32 +193,98 @@ impl Postgres {
 
     /// Runs `sql` with psql (stops at the first error); what it printed, unaligned, no headers.
     pub fn psql(&self, sql: &str) -> String {
-        let output = std::process::Command::new(self.bin.join("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                &self.url(),
-                "-c",
-                sql,
-            ])
-            .output()
-            .expect("psql runs");
-        assert!(
-            output.status.success(),
-            "psql failed: {}\n{}",
-            String::from_utf8_lossy(&output.stderr),
-            self.log()
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        psql(&self.bin, &self.url(), sql).unwrap_or_else(|e| panic!("{e}\n{}", self.log()))
     }
 
     /// What the server wrote to its log so far (over every restart).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
+}
+
+/// Whether the gateways under test keep their stores in PostgreSQL (`EPR_TEST_STORE=postgres`,
+/// the second pass of tests/run) rather than sled.
+pub fn store_is_postgres() -> bool {
+    std::env::var("EPR_TEST_STORE").is_ok_and(|s| s == "postgres")
+}
+
+/// The cluster that the gateways of a PostgreSQL pass keep their stores in, one database per
+/// data directory: started on first use, with `fsync=off` (no test of this pass crashes it; the
+/// tests that do have a [`Postgres`] of their own). It stops, and its directory goes, when the
+/// test process ends, however it ends: a shell holds the server and waits on a pipe that only
+/// this process holds open.
+struct SharedCluster {
+    bin: PathBuf,
+    port: u16,
+    /// The shell; never waited for: it ends with this process.
+    _shell: std::process::Child,
+    _lifeline: std::process::ChildStdin,
+}
+
+fn shared_cluster() -> &'static SharedCluster {
+    static CLUSTER: std::sync::OnceLock<SharedCluster> = std::sync::OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        let bin = bin_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("epr-test-pg-")
+            .tempdir()
+            .expect("a directory for the cluster")
+            .keep();
+        let port = init_cluster(&bin, &dir);
+        let mut shell = command(Path::new("/bin"), "sh");
+        shell
+            .arg("-c")
+            .arg(
+                r#""$1/postgres" -D "$2/data" -p "$3" -k "$2" -c listen_addresses=127.0.0.1 \
+                    -c fsync=off -c max_connections=1000 2>>"$2/server.log" &
+                server=$!
+                cat >/dev/null
+                kill -QUIT "$server"; wait "$server"; rm -rf "$2""#,
+            )
+            .args(["sh", &bin.display().to_string(), &dir.display().to_string()])
+            .arg(port.to_string())
+            .stdin(std::process::Stdio::piped());
+        let mut child = shell.spawn().expect("the cluster's shell starts");
+        let lifeline = child.stdin.take().expect("the shell's stdin");
+        let started = (0..300).any(|_| {
+            let ready = accepts_connections(&bin, port);
+            if !ready {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            ready
+        });
+        assert!(
+            started,
+            "the shared PostgreSQL did not start in 30 s:\n{}",
+            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+        );
+        SharedCluster {
+            bin,
+            port,
+            _shell: child,
+            _lifeline: lifeline,
+        }
+    })
+}
+
+/// The URL of the database that the gateway on data directory `dir` keeps its store in, in the
+/// shared cluster; created on first use (a gateway restarted on `dir` finds its store again).
+pub fn database_for(dir: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let cluster = shared_cluster();
+    let mut hash = std::hash::DefaultHasher::new();
+    dir.hash(&mut hash);
+    let name = format!("epr_{:016x}", hash.finish());
+    let admin = format!("postgres://{ROLE}@127.0.0.1:{}/postgres", cluster.port);
+    let exists = psql(
+        &cluster.bin,
+        &admin,
+        &format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'"),
+    )
+    .expect("the shared cluster answers");
+    if exists == "0" {
+        psql(&cluster.bin, &admin, &format!("CREATE DATABASE {name}"))
+            .expect("a database for the gateway");
+    }
+    format!("postgres://{ROLE}@127.0.0.1:{}/{name}", cluster.port)
 }

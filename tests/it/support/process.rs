@@ -3,10 +3,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+
+use epr_gateway::registry::port::Store;
+use epr_gateway::store::SledStore;
+use epr_gateway::store::postgres::{PgOptions, PgStore};
 
 use super::api::{Api, client};
 
@@ -74,7 +79,12 @@ impl Gateway {
             .iter()
             .find(|(name, _)| *name == "EPR_PORT")
             .map_or("0", |(_, port)| *port);
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        if super::postgres::store_is_postgres() {
+            // the test's own variables come after, so a test may name another database
+            command.env("EPR_DB", super::postgres::database_for(dir));
+        }
+        let mut child = command
             .args(["serve", "--port", port, "--data-dir"])
             .arg(dir)
             // EPR_TEST_LOG=debug shows the gateways' logs when a test needs looking into
@@ -109,6 +119,26 @@ impl Gateway {
                 base,
                 http: client(),
             },
+        }
+    }
+
+    /// The store this gateway keeps its data in, opened by the test (the gateway must be
+    /// stopped first when it is the embedded store): what the gateway on `dir` used.
+    pub async fn open_store(dir: &Path) -> Arc<dyn Store> {
+        match super::postgres::store_is_postgres() {
+            true => {
+                let options = PgOptions {
+                    read_connections: 2,
+                    writers: 1,
+                };
+                let url = super::postgres::database_for(dir);
+                Arc::new(
+                    PgStore::open(&url, &options)
+                        .await
+                        .expect("the store opens"),
+                )
+            }
+            false => Arc::new(SledStore::open(dir).expect("the store opens")),
         }
     }
 

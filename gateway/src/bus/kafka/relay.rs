@@ -19,6 +19,7 @@ use super::status::{DELIVERED, END_TO_END, RelayStatus};
 use super::{BrokerContext, KafkaConfig};
 use crate::backoff::Backoff;
 use crate::bus::cursor::DurableCursor;
+use crate::bus::tenure;
 use crate::registry::Registry;
 use crate::registry::message::Message;
 use crate::registry::port::LogEntry;
@@ -27,6 +28,8 @@ use crate::registry::port::LogEntry;
 const BATCH: usize = 1000;
 /// Setting key of the relay's durable cursor.
 const CURSOR: &str = "cursor/kafka";
+/// The lease of the relay: one gateway relays at a time.
+const LEASE: &str = "relay";
 /// Waits between failed attempts.
 const RETRY: Backoff = Backoff {
     first: Duration::from_millis(100),
@@ -71,7 +74,18 @@ struct Relay {
 }
 
 impl Relay {
-    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+    /// Relays while this gateway holds the relay's lease (from the durable cursor each time it
+    /// takes the lease over), until `stop`.
+    async fn run(mut self, stop: watch::Receiver<bool>) {
+        let store = self.registry.store().clone();
+        while let Some(tenure) = tenure::hold(&store, LEASE, &stop).await {
+            self.cursor = DurableCursor::load(self.registry.clone(), CURSOR).await;
+            tracing::info!(cursor = self.cursor.position(), "relaying the log to Kafka");
+            self.relay(tenure.stop.clone()).await;
+        }
+    }
+
+    async fn relay(&mut self, mut stop: watch::Receiver<bool>) {
         let mut durable = self.registry.store().durable_seq();
         let mut failures = 0;
         let mut topic_ready = false;

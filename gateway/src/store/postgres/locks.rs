@@ -20,6 +20,8 @@ pub(crate) enum Scope {
     Origin,
     /// The receivers of one type: one created on the fly at most.
     Kind,
+    /// A lease (a session lock).
+    Lease,
 }
 
 /// The lock key of `scope` over the key `parts` (a hash: two keys sharing a lock only wait for

@@ -5,6 +5,7 @@
 //! `synchronous_commit` makes commits.
 
 mod errors;
+mod leases;
 pub(crate) mod locks;
 mod schema;
 mod sequencer;
@@ -15,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use thiserror::Error;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
@@ -23,7 +24,7 @@ use tokio_postgres::types::ToSql;
 use super::codec::decode;
 use crate::registry::error::{RegistryError, StoreError};
 use crate::registry::model::{Event, Group, Nvrpp, Receiver};
-use crate::registry::port::{Committed, LogEntry, Store, Work};
+use crate::registry::port::{Committed, Lease, LogEntry, Store, Work};
 use crate::registry::query::{DefinitionFilter, EventFilter, Gather, Page, Scan};
 use errors::{pg_error, pool_error};
 
@@ -54,7 +55,9 @@ pub enum PgOpenError {
 /// Receivers, events, groups and the log in a PostgreSQL database.
 pub struct PgStore {
     location: String,
+    config: tokio_postgres::Config,
     pool: deadpool_postgres::Pool,
+    progress: Arc<sequencer::Progress>,
     writer: Mutex<Option<mpsc::Sender<writer::Job>>>,
     durable: watch::Receiver<u64>,
     tasks: Vec<JoinHandle<()>>,
@@ -106,23 +109,24 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::new(format!("cannot make the connection pool: {e}")))?;
         let (durable_tx, durable) = watch::channel(head as u64);
-        let committed = Arc::new(Notify::new());
+        let progress = Arc::new(sequencer::Progress::default());
         let writers = Arc::new(writer::Writers {
             config: sync_config,
             ids: Mutex::new(ulid::Generator::new()),
-            committed: committed.clone(),
         });
         let writer = writer::spawn(options.writers.max(1), writers)?;
         let tasks = vec![
             tokio::spawn(sequencer::number(
                 pool.clone(),
-                committed,
+                progress.clone(),
                 durable_tx.clone(),
             )),
             tokio::spawn(sequencer::follow(config.clone(), durable_tx)),
         ];
         Ok(PgStore {
             location: location(&config),
+            config,
+            progress,
             pool,
             writer: Mutex::new(Some(writer)),
             durable,
@@ -151,12 +155,17 @@ impl PgStore {
         client.query(&statement, params).await.map_err(pg_error)
     }
 
-    /// The object in the first column of the first row of `sql`, if any.
+    /// The object in the first column of the first row of `sql`, if any; `key` is the text
+    /// the row is looked up by (nothing is stored under a key holding a NUL).
     async fn one<T: serde::de::DeserializeOwned>(
         &self,
         sql: &str,
+        key: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<T>, StoreError> {
+        if !storable(key) {
+            return Ok(None);
+        }
         let rows = self.query(sql, params).await?;
         rows.first()
             .map(|row| decode(row.get::<_, &str>(0).as_bytes()))
@@ -180,11 +189,18 @@ impl PgStore {
         let mut before = page.after.clone();
         let mut gather = Gather::new(page);
         loop {
+            let mut bounds: Vec<String> = Vec::with_capacity(1);
             let mut all: Vec<String> = conditions.iter().map(|c| c.to_string()).collect();
             let mut values: Vec<&(dyn ToSql + Sync)> = params.to_vec();
             if let Some(before) = &before {
-                values.push(before);
-                all.push(format!("id < ${}", values.len()));
+                // no stored id holds a NUL: below `abc\0...` is at most `abc`
+                let (operator, bound) = match before.split_once('\0') {
+                    Some((head, _)) => ("<=", head),
+                    None => ("<", before.as_str()),
+                };
+                bounds.push(bound.to_owned());
+                values.push(bounds.last().expect("just pushed"));
+                all.push(format!("id {operator} ${}", values.len()));
             }
             values.push(&chunk);
             let filter = match all.is_empty() {
@@ -223,6 +239,20 @@ impl PgStore {
     }
 }
 
+/// Whether `text` can be in a text column: PostgreSQL's text holds no NUL, so a key, id or
+/// name with one is stored nowhere (the registry refuses them in what it stores) and a read of
+/// it finds nothing, without asking the server, which would refuse the query.
+fn storable(text: &str) -> bool {
+    !text.contains('\0')
+}
+
+/// Whether a filter of exact matches can match nothing stored (one of its fields holds a NUL).
+fn unmatchable<'a>(fields: impl IntoIterator<Item = &'a Option<String>>) -> bool {
+    fields
+        .into_iter()
+        .any(|field| field.as_deref().is_some_and(|f| !storable(f)))
+}
+
 /// `config` as a URL without its password.
 fn location(config: &tokio_postgres::Config) -> String {
     let host = match config.get_hosts().first() {
@@ -253,17 +283,17 @@ fn prefix_end(prefix: &str) -> Option<String> {
 #[async_trait::async_trait]
 impl Store for PgStore {
     async fn receiver(&self, id: &str) -> Result<Option<Receiver>, StoreError> {
-        self.one("SELECT doc FROM epr_receivers WHERE id = $1", &[&id])
+        self.one("SELECT doc FROM epr_receivers WHERE id = $1", id, &[&id])
             .await
     }
 
     async fn event(&self, id: &str) -> Result<Option<Event>, StoreError> {
-        self.one("SELECT doc FROM epr_events WHERE id = $1", &[&id])
+        self.one("SELECT doc FROM epr_events WHERE id = $1", id, &[&id])
             .await
     }
 
     async fn group(&self, id: &str) -> Result<Option<Group>, StoreError> {
-        self.one("SELECT doc FROM epr_groups WHERE id = $1", &[&id])
+        self.one("SELECT doc FROM epr_groups WHERE id = $1", id, &[&id])
             .await
     }
 
@@ -274,6 +304,9 @@ impl Store for PgStore {
     ) -> Result<Scan<Receiver>, StoreError> {
         let keep = |r: &Receiver| filter.matches_receiver(r);
         let size = |r: &Receiver| r.schema.get().len();
+        if unmatchable(filter.fields()) {
+            return Ok(Scan::complete(Vec::new()));
+        }
         match &filter.id {
             Some(id) => Ok(Scan::complete(
                 self.receiver(id).await?.into_iter().filter(keep).collect(),
@@ -289,6 +322,9 @@ impl Store for PgStore {
     ) -> Result<Scan<Event>, StoreError> {
         let keep = |e: &Event| filter.matches(e);
         let size = |e: &Event| e.payload.get().len();
+        if unmatchable(filter.fields()) {
+            return Ok(Scan::complete(Vec::new()));
+        }
         if let Some(id) = &filter.id {
             return Ok(Scan::complete(
                 self.event(id).await?.into_iter().filter(keep).collect(),
@@ -330,6 +366,9 @@ impl Store for PgStore {
         page: &Page,
     ) -> Result<Scan<Group>, StoreError> {
         let keep = |g: &Group| filter.matches_group(g);
+        if unmatchable(filter.fields()) {
+            return Ok(Scan::complete(Vec::new()));
+        }
         match &filter.id {
             Some(id) => Ok(Scan::complete(
                 self.group(id).await?.into_iter().filter(keep).collect(),
@@ -339,6 +378,9 @@ impl Store for PgStore {
     }
 
     async fn receivers_of_type(&self, kind: &str) -> Result<Vec<String>, StoreError> {
+        if !storable(kind) {
+            return Ok(Vec::new());
+        }
         let rows = self
             .query(
                 "SELECT id FROM epr_receivers WHERE kind = $1 ORDER BY id",
@@ -354,21 +396,32 @@ impl Store for PgStore {
         nvrpp: &Nvrpp,
     ) -> Result<Option<Event>, StoreError> {
         let [n, v, r, p, k] = nvrpp.parts();
+        if !nvrpp.parts().iter().all(|part| storable(part)) {
+            return Ok(None);
+        }
         self.one(
             "SELECT e.doc FROM epr_latest l JOIN epr_events e ON e.id = l.event_id
              WHERE l.receiver_id = $1 AND l.name = $2 AND l.version = $3 AND l.release = $4
              AND l.platform_id = $5 AND l.package = $6",
+            receiver_id,
             &[&receiver_id, &n, &v, &r, &p, &k],
         )
         .await
     }
 
     async fn setting(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        self.one("SELECT value FROM epr_settings WHERE key = $1", &[&key])
-            .await
+        self.one(
+            "SELECT value FROM epr_settings WHERE key = $1",
+            key,
+            &[&key],
+        )
+        .await
     }
 
     async fn settings(&self, prefix: &str) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        if !storable(prefix) {
+            return Ok(Vec::new());
+        }
         let rows = match prefix_end(prefix) {
             Some(end) => {
                 self.query(
@@ -394,6 +447,9 @@ impl Store for PgStore {
     }
 
     async fn blob(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if !storable(key) {
+            return Ok(None);
+        }
         let rows = self
             .query("SELECT value FROM epr_blobs WHERE key = $1", &[&key])
             .await?;
@@ -402,6 +458,7 @@ impl Store for PgStore {
 
     fn commit(&self, work: Work) -> BoxFuture<'static, Result<Committed, RegistryError>> {
         let writer = crate::sync::lock(&self.writer).clone();
+        let progress = self.progress.clone();
         Box::pin(async move {
             let closed = || RegistryError::Store(StoreError::new("the store is closed"));
             let (reply, answer) = oneshot::channel();
@@ -410,7 +467,11 @@ impl Store for PgStore {
                 .send((work, reply))
                 .await
                 .map_err(|_| closed())?;
-            answer.await.map_err(|_| closed())?
+            let (result, logged) = answer.await.map_err(|_| closed())?;
+            if result.is_ok() && logged {
+                progress.numbered().await;
+            }
+            result
         })
     }
 
@@ -453,6 +514,10 @@ impl Store for PgStore {
 
     async fn close(&self) {
         PgStore::close(self).await;
+    }
+
+    async fn lease(&self, name: &str) -> Lease {
+        leases::acquire(&self.config, name).await
     }
 }
 

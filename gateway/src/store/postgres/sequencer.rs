@@ -12,9 +12,11 @@
 //! Each replica runs steps after its own commits (and every [`FALLBACK`], for rows of a replica
 //! that died between its commit and its step), and follows the numbering through `LISTEN
 //! epr_log` (a wake-up; a read of the highest number every [`FALLBACK`] when notifications are
-//! lost).
+//! lost). A unit of work that appended to the log is answered once a step that began after its
+//! commit is done (at most [`MAX_WAIT`] later), so that whoever got the answer finds its
+//! messages in the log, as with the embedded store.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -27,6 +29,9 @@ use crate::registry::error::StoreError;
 
 /// How often a replica numbers and reads the log's head without being woken.
 pub(super) const FALLBACK: Duration = Duration::from_secs(1);
+/// Longest an answer waits for its log rows to be numbered (the write is committed: if the
+/// database fails meanwhile, they are numbered when it is back).
+const MAX_WAIT: Duration = Duration::from_secs(5);
 /// Rows one step numbers at most.
 const STEP: i64 = 10_000;
 /// The channel the steps notify, with the highest number as payload.
@@ -54,21 +59,45 @@ pub(super) fn advance(durable: &watch::Sender<u64>, seq: u64) {
     });
 }
 
-/// Runs steps when `committed` wakes it and every [`FALLBACK`], publishing the head.
+/// How far this replica's sequencer got.
+#[derive(Default)]
+pub(super) struct Progress {
+    /// Wakes the sequencer.
+    wake: Notify,
+    /// Steps begun.
+    begun: AtomicU64,
+    /// The last step that succeeded (steps run one after another).
+    done: watch::Sender<u64>,
+}
+
+impl Progress {
+    /// Returns once a step that began after this call is done (at most [`MAX_WAIT`] later):
+    /// what was committed before the call is then numbered.
+    pub(super) async fn numbered(&self) {
+        let ticket = self.begun.load(Ordering::SeqCst) + 1;
+        self.wake.notify_one();
+        let mut done = self.done.subscribe();
+        let _ = tokio::time::timeout(MAX_WAIT, done.wait_for(|d| *d >= ticket)).await;
+    }
+}
+
+/// Runs steps when woken and every [`FALLBACK`], publishing the head.
 pub(super) async fn number(
     pool: deadpool_postgres::Pool,
-    committed: Arc<Notify>,
+    progress: std::sync::Arc<Progress>,
     durable: watch::Sender<u64>,
 ) {
     let mut failing = false;
     loop {
         tokio::select! {
-            _ = committed.notified() => {}
+            _ = progress.wake.notified() => {}
             _ = tokio::time::sleep(FALLBACK) => {}
         }
         loop {
+            let number = progress.begun.fetch_add(1, Ordering::SeqCst) + 1;
             match step(&pool).await {
                 Ok((head, count)) => {
+                    progress.done.send_replace(number);
                     if failing {
                         tracing::info!("numbering the log works again");
                         failing = false;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement, Transaction};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use ulid::Generator;
 
 use super::errors::pg_error;
@@ -24,8 +24,12 @@ use crate::store::codec::{decode, encode_text};
 use crate::store::{ids, keys};
 use crate::sync::lock;
 
-/// A unit of work and where its answer goes.
-pub(super) type Job = (Work, oneshot::Sender<Result<Committed, RegistryError>>);
+/// What a unit of work did, and whether it appended to the log (then the answer waits until
+/// the log rows are numbered, so that whoever got it finds them in the log).
+pub(super) type Outcome = (Result<Committed, RegistryError>, bool);
+
+/// A unit of work and where its outcome goes.
+pub(super) type Job = (Work, oneshot::Sender<Outcome>);
 
 /// What the writer threads share.
 pub(super) struct Writers {
@@ -33,8 +37,6 @@ pub(super) struct Writers {
     pub(super) config: postgres::Config,
     /// Ids, greater than every id this process made before.
     pub(super) ids: Mutex<Generator>,
-    /// Woken after each commit (the sequencer numbers the new log rows).
-    pub(super) committed: Arc<Notify>,
 }
 
 /// Starts `count` writer threads taking jobs from the returned sender; they stop when it is
@@ -58,11 +60,7 @@ fn run(jobs: &Mutex<mpsc::Receiver<Job>>, writers: &Writers) {
         let Some((work, reply)) = next else {
             return;
         };
-        let result = unit(writers, &mut connection, work);
-        if result.is_ok() {
-            writers.committed.notify_one();
-        }
-        let _ = reply.send(result);
+        let _ = reply.send(unit(writers, &mut connection, work));
     }
 }
 
@@ -91,10 +89,17 @@ fn connect<'a>(
 }
 
 /// Runs `work` as one transaction; commits its writes if it succeeds.
-fn unit(
+fn unit(writers: &Writers, slot: &mut Option<Connection>, work: Work) -> Outcome {
+    let mut logged = false;
+    let result = run_unit(writers, slot, work, &mut logged);
+    (result, logged)
+}
+
+fn run_unit(
     writers: &Writers,
     slot: &mut Option<Connection>,
     work: Work,
+    logged: &mut bool,
 ) -> Result<Committed, RegistryError> {
     let Connection { client, statements } = connect(writers, slot)?;
     let transaction = client.transaction().map_err(pg_error)?;
@@ -104,14 +109,19 @@ fn unit(
         locked: RefCell::new(HashSet::new()),
         writes: Vec::new(),
         ids: &writers.ids,
+        logged: false,
     };
     let committed = work(&mut txn)?;
     txn.send_writes()?;
+    *logged = txn.logged;
+    let started = std::time::Instant::now();
     txn.transaction.into_inner().commit().map_err(|e| {
         let e = pg_error(e);
         tracing::error!(error = %e, "commit failed (if the connection was lost during it, the write may have been committed)");
         e
     })?;
+    metrics::histogram!(crate::store::METRIC_FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
+    metrics::histogram!(crate::store::METRIC_FLUSH_BATCH).record(1.0);
     Ok(committed)
 }
 
@@ -130,6 +140,8 @@ struct PgTxn<'t, 'c> {
     locked: RefCell<HashSet<i64>>,
     writes: Vec<Write>,
     ids: &'c Mutex<Generator>,
+    /// Whether the unit appended to the log.
+    logged: bool,
 }
 
 const LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
@@ -354,6 +366,7 @@ impl Txn for PgTxn<'_, '_> {
     }
 
     fn append_log(&mut self, entry: &LogEntry) -> Result<(), StoreError> {
+        self.logged = true;
         self.write(
             "INSERT INTO epr_log (entry) VALUES ($1)",
             vec![Box::new(encode_text(entry)?)],
