@@ -23,9 +23,9 @@ const PARTITIONS: i32 = 3;
 /// EPR's message, as its Go watcher decodes it.
 #[derive(Debug, Deserialize)]
 #[allow(dead_code)] // every field is decoded to prove the shape; not every test reads each
-struct EprMessage {
+pub(crate) struct EprMessage {
     success: bool,
-    id: String,
+    pub(crate) id: String,
     specversion: String,
     #[serde(rename = "type")]
     kind: String,
@@ -48,19 +48,19 @@ struct EprData {
 
 /// One consumed record.
 #[derive(Debug)]
-struct Consumed {
+pub(crate) struct Consumed {
     key: String,
     headers: HashMap<String, String>,
     value: Value,
-    message: EprMessage,
+    pub(crate) message: EprMessage,
 }
 
 /// Records consumed so far, by a background consumer reading every partition from the start.
 #[derive(Clone, Default)]
-struct Collector(Arc<Mutex<Vec<Consumed>>>);
+pub(crate) struct Collector(pub(crate) Arc<Mutex<Vec<Consumed>>>);
 
 impl Collector {
-    fn start(broker: &str) -> Collector {
+    pub(crate) fn start(broker: &str) -> Collector {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", broker)
             .set("group.id", "epr-tests")
@@ -114,7 +114,12 @@ impl Collector {
     }
 
     /// Waits until `done` holds for what was consumed (at most `secs`), then returns a view.
-    async fn wait<T>(&self, secs: u64, what: &str, done: impl Fn(&[Consumed]) -> Option<T>) -> T {
+    pub(crate) async fn wait<T>(
+        &self,
+        secs: u64,
+        what: &str,
+        done: impl Fn(&[Consumed]) -> Option<T>,
+    ) -> T {
         for _ in 0..secs * 10 {
             if let Some(t) = done(&self.0.lock().unwrap()) {
                 return t;
@@ -138,7 +143,7 @@ fn partitions(broker: &str) -> usize {
     metadata.topics()[0].partitions().len()
 }
 
-fn kafka_env(broker: &Broker) -> Vec<(&'static str, String)> {
+pub(crate) fn kafka_env(broker: &Broker) -> Vec<(&'static str, String)> {
     vec![
         ("EPR_BROKERS", broker.address.clone()),
         ("EPR_TOPIC", TOPIC.into()),

@@ -9,8 +9,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::kafka::{Collector, kafka_env};
 use crate::plugins::{Hook, SECRET, install};
-use crate::support::{Gateway, Postgres};
+use crate::support::{Broker, Gateway, Postgres, Until};
 
 /// A PostgreSQL server and `n` gateways sharing one database of it.
 struct Replicas {
@@ -18,12 +19,18 @@ struct Replicas {
     gateways: Vec<Gateway>,
 }
 
+/// A PostgreSQL server with an empty database for gateways to share, and its URL.
+async fn shared_database() -> (Postgres, String) {
+    let pg = Postgres::start().await;
+    pg.psql("CREATE DATABASE shared");
+    let url = pg.url().replace("/postgres", "/shared");
+    (pg, url)
+}
+
 impl Replicas {
     /// Starts the server and `n` gateways at once (they migrate the schema concurrently).
     async fn start(n: usize) -> Replicas {
-        let pg = Postgres::start().await;
-        pg.psql("CREATE DATABASE shared");
-        let url = pg.url().replace("/postgres", "/shared");
+        let (pg, url) = shared_database().await;
         let starts = (0..n).map(|_| {
             let url = url.clone();
             async move { Gateway::start_with(&[("EPR_DB", &url)]).await }
@@ -263,5 +270,181 @@ async fn a_plugin_uploaded_on_one_replica_runs_once_and_a_deleted_one_nowhere() 
     for gw in [r0, r1] {
         let (_, plugins) = gw.get("/api/v1/plugins").await;
         assert_eq!(plugins["data"], json!([]), "deleted on {} too", gw.base);
+    }
+}
+
+/// Waits (30 s at most) until `done` holds.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_relay_and_a_watcher_move_to_a_survivor_when_their_replica_is_killed_under_load() {
+    let broker = Broker::start().await;
+    let (_pg, url) = shared_database().await;
+    let mut env = kafka_env(&broker);
+    env.push(("EPR_DB", url));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // the first replica takes the relay's lease and, uploaded there, the watcher's
+    let mut first = Gateway::start_with(&env).await;
+    let hook = Hook::start(0).await;
+    install(&first, "webhook_firer", hook.grants("/fired", SECRET), None).await;
+    let receiver = first.receiver("test.fire").await;
+    let survivors = [
+        Gateway::start_with(&env).await,
+        Gateway::start_with(&env).await,
+    ];
+    let collector = Collector::start(&broker.address);
+    // load on all three; the first dies under it
+    let doomed = first.api.clone();
+    let (doomed_receiver, dying) = (receiver.clone(), Until::Gone);
+    let on_first =
+        tokio::spawn(async move { doomed.post_load(&doomed_receiver, 2, |_| true, dying).await });
+    let loads: Vec<_> = survivors
+        .iter()
+        .map(|gw| gw.spawn_load(&receiver, 2))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    first.kill9().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut acked = on_first.await.unwrap();
+    for (stop, load) in loads {
+        stop.send_replace(true);
+        acked.extend(load.await.unwrap());
+    }
+    assert!(acked.len() > 50, "load ran: {} events", acked.len());
+    // every acknowledged event reaches Kafka and the webhook (at least once), from a survivor
+    let in_kafka = || -> HashSet<String> {
+        collector
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.message.id.clone())
+            .collect()
+    };
+    eventually("every acknowledged event in Kafka", || {
+        let relayed = in_kafka();
+        acked.iter().all(|id| relayed.contains(id))
+    })
+    .await;
+    let fired = || -> HashSet<String> {
+        hook.received()
+            .iter()
+            .filter_map(|r| r.headers.get("ce-id")?.to_str().ok().map(str::to_owned))
+            .collect()
+    };
+    eventually("every acknowledged event fired", || {
+        let fired = fired();
+        acked.iter().all(|id| fired.contains(id))
+    })
+    .await;
+    // the survivors agree on the log, which holds every acknowledged event
+    let last = survivors[0].last_sequence().await;
+    let log = survivors[1].stream("", None, last as usize).await;
+    let logged: HashSet<&str> = log.iter().filter_map(|(_, m)| m["id"].as_str()).collect();
+    assert!(acked.iter().all(|id| logged.contains(id.as_str())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn while_postgresql_restarts_under_load_writes_answer_503_and_no_2xx_is_lost() {
+    let (mut pg, url) = shared_database().await;
+    let starts = (0..3).map(|_| {
+        let url = url.clone();
+        async move { Gateway::start_with(&[("EPR_DB", &url)]).await }
+    });
+    let gateways = futures::future::join_all(starts).await;
+    let receiver = gateways[0].receiver("dev.restart").await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // two clients per replica; a 201 is acknowledged, a 503 is "try again", anything else fails
+    let clients = (0..6).map(|client| {
+        let (api, receiver, stopped) = (
+            gateways[client % 3].api.clone(),
+            receiver.clone(),
+            stopped.clone(),
+        );
+        tokio::spawn(async move {
+            let (mut acked, mut unavailable) = (Vec::new(), 0);
+            for i in 0.. {
+                if *stopped.borrow() {
+                    break;
+                }
+                let body = crate::support::event_body(
+                    &receiver,
+                    &format!("r-{client}-{i}"),
+                    true,
+                    json!({}),
+                );
+                let response = api
+                    .http
+                    .post(api.url("/api/v1/events"))
+                    .json(&body)
+                    .send()
+                    .await;
+                let Ok(response) = response else { continue };
+                let status = response.status();
+                let answer: Value = response.json().await.unwrap_or_default();
+                match status {
+                    StatusCode::CREATED => {
+                        acked.push(answer["data"].as_str().expect("an id").to_owned())
+                    }
+                    StatusCode::SERVICE_UNAVAILABLE => {
+                        unavailable += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    other => panic!("event {i} of client {client}: {other} {answer}"),
+                }
+            }
+            (acked, unavailable)
+        })
+    });
+    let clients: Vec<_> = clients.collect();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    pg.kill9().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    pg.restart().await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    stop.send_replace(true);
+    let (mut acked, mut unavailable) = (Vec::new(), 0);
+    for client in clients {
+        let (a, u) = client.await.unwrap();
+        acked.extend(a);
+        unavailable += u;
+    }
+    assert!(unavailable > 0, "the outage was seen as 503s");
+    // the replicas carry on: every one takes events again
+    for gw in &gateways {
+        gw.event(&receiver, "after-restart", true).await;
+    }
+    // every acknowledged event was committed, and every replica serves it in the log
+    for id in &acked {
+        let (status, _) = gateways[1].get(&format!("/api/v1/events/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "acknowledged event {id} was lost");
+    }
+    for gw in &gateways {
+        let mut logged = HashSet::new();
+        for _ in 0..100 {
+            let last = gw.last_sequence().await;
+            let log = gw.stream("", None, last as usize).await;
+            logged = log
+                .iter()
+                .filter_map(|(_, m)| m["id"].as_str().map(str::to_owned))
+                .collect();
+            if acked.iter().all(|id| logged.contains(id)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            acked.iter().all(|id| logged.contains(id)),
+            "{} lacks acknowledged events in its log",
+            gw.base
+        );
     }
 }
