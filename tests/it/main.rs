@@ -14,6 +14,7 @@ mod group_completion;
 mod kafka;
 mod lifecycle;
 mod mcp;
+mod migrate;
 mod openapi;
 mod plugins;
 mod postgres;

@@ -5,6 +5,7 @@
 mod codec;
 mod ids;
 mod keys;
+pub mod migrate;
 pub mod postgres;
 mod sled_store;
 mod trees;

@@ -92,6 +92,11 @@ impl SledStore {
         })
     }
 
+    /// The trees, for a copy of the whole store (`migrate`).
+    pub(crate) fn trees(&self) -> &Trees {
+        &self.trees
+    }
+
     /// Finishes pending work, flushes, and stops the writer; later commits fail.
     pub async fn close(&self) {
         let (done, closed) = oneshot::channel();

@@ -193,7 +193,13 @@ impl Postgres {
 
     /// Runs `sql` with psql (stops at the first error); what it printed, unaligned, no headers.
     pub fn psql(&self, sql: &str) -> String {
-        psql(&self.bin, &self.url(), sql).unwrap_or_else(|e| panic!("{e}\n{}", self.log()))
+        self.psql_in("postgres", sql)
+    }
+
+    /// [`Self::psql`] in database `database`.
+    pub fn psql_in(&self, database: &str, sql: &str) -> String {
+        let url = format!("postgres://{ROLE}@127.0.0.1:{}/{database}", self.port);
+        psql(&self.bin, &url, sql).unwrap_or_else(|e| panic!("{e}\n{}", self.log()))
     }
 
     /// What the server wrote to its log so far (over every restart).

@@ -75,12 +75,21 @@ impl Gateway {
     /// A gateway on `dir` (which the caller keeps), on the port in `EPR_PORT` if `env` has
     /// one, else on a free port.
     pub async fn start_in(dir: &Path, env: &[(&str, &str)]) -> Gateway {
+        Self::start_at(dir, env, super::postgres::store_is_postgres()).await
+    }
+
+    /// A gateway on the embedded store in `dir`, whichever store the run's gateways use.
+    pub async fn start_embedded(dir: &Path, env: &[(&str, &str)]) -> Gateway {
+        Self::start_at(dir, env, false).await
+    }
+
+    async fn start_at(dir: &Path, env: &[(&str, &str)], on_postgres: bool) -> Gateway {
         let port = env
             .iter()
             .find(|(name, _)| *name == "EPR_PORT")
             .map_or("0", |(_, port)| *port);
         let mut command = Command::new(binary());
-        if super::postgres::store_is_postgres() {
+        if on_postgres {
             // the test's own variables come after, so a test may name another database
             command.env("EPR_DB", super::postgres::database_for(dir));
         }

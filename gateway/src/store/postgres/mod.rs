@@ -26,7 +26,8 @@ use crate::registry::error::{RegistryError, StoreError};
 use crate::registry::model::{Event, Group, Nvrpp, Receiver};
 use crate::registry::port::{Committed, Lease, LogEntry, Store, Work};
 use crate::registry::query::{DefinitionFilter, EventFilter, Gather, Page, Scan};
-use errors::{pg_error, pool_error};
+pub(crate) use errors::pg_error;
+use errors::pool_error;
 
 /// How a PostgreSQL store is set up.
 #[derive(Debug, Clone)]
