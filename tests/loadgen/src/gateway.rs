@@ -55,6 +55,18 @@ impl Spawned {
             ._child
             .id()
             .ok_or_else(|| anyhow!("the gateway has exited"))?;
+        cpu_time_of(pid)
+    }
+
+    /// Its data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+/// CPU time (user + system) process `pid` has used so far.
+pub fn cpu_time_of(pid: u32) -> anyhow::Result<Duration> {
+    {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
         // fields after the command name, which is in parentheses and may hold spaces
         let fields: Vec<&str> = stat
@@ -73,10 +85,5 @@ impl Spawned {
         // SAFETY: sysconf has no preconditions
         let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
         Ok(Duration::from_secs_f64(total as f64 / per_second as f64))
-    }
-
-    /// Its data directory.
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
     }
 }

@@ -5,11 +5,13 @@
 //! reported beside the gateway without a broker. With `--plugins`, a gateway running three
 //! webhook watchers and a transform is loaded the same way, and its throughput, delivery and CPU
 //! reported beside the gateway without plugins. With `--mcp`, one stored event is read over REST
-//! and through MCP's `fetch_event`, and the two rates compared.
+//! and through MCP's `fetch_event`, and the two rates compared. With `--db`, gateways on
+//! PostgreSQL (one, then several sharing a database) are loaded beside the embedded one.
 
 mod gateway;
 mod plugged;
 mod relay;
+mod replicated;
 mod report;
 mod workload;
 
@@ -35,6 +37,9 @@ use workload::{Request, Target};
 ///
 /// With plugins (built first: cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml):
 ///   epr-loadgen --spawn target/release/epr-gateway --plugins plugins/target/wasm32-wasip2/release -c 64
+///
+/// With PostgreSQL (one gateway, then three, each set on a database made on that server):
+///   epr-loadgen --spawn target/release/epr-gateway --db postgres://epr@127.0.0.1:5432/postgres --replicas 3 -c 64
 #[derive(Parser)]
 #[command(name = "epr-loadgen", version, about, verbatim_doc_comment)]
 struct Args {
@@ -103,6 +108,18 @@ struct Args {
     /// event.
     #[arg(long, requires = "spawn", value_name = "DIR")]
     plugins: Option<PathBuf>,
+
+    /// A PostgreSQL server (a URL of any database on it; needs --spawn): one gateway, then
+    /// --replicas gateways, each set on a fresh database made there (dropped at the end), are
+    /// loaded after each EPR-event phase with the same connections spread over them; reports
+    /// their events/s as a ratio of the embedded gateway's, PostgreSQL's share of the CPU, and
+    /// bytes per event and per index in the database.
+    #[arg(long, requires = "spawn", value_name = "URL")]
+    db: Option<String>,
+
+    /// Gateways of the second set on --db.
+    #[arg(long, default_value_t = 3, requires = "db")]
+    replicas: usize,
 }
 
 /// The receiver type the load generator's events have.
@@ -132,6 +149,19 @@ async fn main() -> anyhow::Result<()> {
         (Some(bin), Some(dir)) => {
             Some(plugged::Plugged::start(bin, dir, args.token.clone()).await?)
         }
+        _ => None,
+    };
+    let replicated = match (&args.spawn, &args.db) {
+        (Some(bin), Some(db)) => Some(
+            replicated::Replicated::start(
+                bin,
+                db,
+                args.replicas.max(1),
+                args.payload_bytes,
+                args.token.clone(),
+            )
+            .await?,
+        ),
         _ => None,
     };
     let (url, data_dir) = match &spawned {
@@ -193,6 +223,11 @@ async fn main() -> anyhow::Result<()> {
                 )
                 .await?;
         }
+        if let Some(replicated) = &replicated {
+            replicated
+                .run((concurrency, duration, args.rate), &result)
+                .await?;
+        }
         if args.cdevents {
             let cdevents = target
                 .run(&cdevent, concurrency, duration, args.rate)
@@ -221,6 +256,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(dir) = data_dir {
         report::print_disk(&dir, events_posted)?;
+    }
+    if let Some(replicated) = replicated {
+        replicated.finish().await?;
     }
     Ok(())
 }

@@ -86,7 +86,11 @@ pub fn print_header() {
 
 /// Prints one phase, with its throughput as a ratio of the baseline's when there is one.
 pub fn print(phase: Phase, concurrency: usize, r: &RunResult, baseline: Option<&RunResult>) {
-    let name = match phase {
+    print_named(phase_name(phase), concurrency, r, baseline);
+}
+
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
         Phase::Baseline => "baseline GET /healthz/liveness",
         Phase::Events => "POST /api/v1/events (durable)",
         Phase::CdEvents => "POST /webhook CDEvent (durable)",
@@ -94,7 +98,11 @@ pub fn print(phase: Phase, concurrency: usize, r: &RunResult, baseline: Option<&
         Phase::Plugged => "POST /api/v1/events + plugins",
         Phase::RestGet => "GET /api/v1/events/{id}",
         Phase::McpFetch => "MCP fetch_event on /mcp",
-    };
+    }
+}
+
+/// Prints one phase named `name`, with its throughput as a ratio of `baseline`'s when given.
+pub fn print_named(name: &str, concurrency: usize, r: &RunResult, baseline: Option<&RunResult>) {
     let rate = RunResult::rate;
     let ms = |q: f64| r.latency_us.value_at_quantile(q) as f64 / 1000.0;
     let ratio = baseline.map_or_else(|| "-".to_owned(), |b| format!("{:.2}", rate(r) / rate(b)));
