@@ -76,7 +76,11 @@ impl Replicated {
             .with_context(|| format!("cannot connect to {url}"))?;
         tokio::spawn(connection);
         let mut sets = Vec::new();
-        for n in [1, replicas] {
+        let counts: &[usize] = match replicas {
+            1 => &[1],
+            n => &[1, n],
+        };
+        for &n in counts {
             let database = format!("epr_loadgen_{}_{n}", std::process::id());
             admin
                 .batch_execute(&format!("CREATE DATABASE {database}"))
@@ -224,6 +228,9 @@ mod tests {
             with_database("postgres://epr:pw@db/postgres?sslmode=disable", "x"),
             "postgres://epr:pw@db/x?sslmode=disable"
         );
-        assert_eq!(with_database("postgres://epr@db", "x"), "postgres://epr@db/x");
+        assert_eq!(
+            with_database("postgres://epr@db", "x"),
+            "postgres://epr@db/x"
+        );
     }
 }

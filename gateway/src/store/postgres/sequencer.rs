@@ -37,15 +37,13 @@ const STEP: i64 = 10_000;
 /// The channel the steps notify, with the highest number as payload.
 const CHANNEL: &str = "epr_log";
 
-/// Numbers the committed rows that have no number yet (at most [`STEP`]); the highest number
-/// given and how many rows got one.
-const NUMBER: &str = "WITH head AS (SELECT COALESCE(MAX(seq), 0) AS top FROM epr_log),
-    todo AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM epr_log
-             WHERE seq IS NULL ORDER BY id LIMIT $1),
-    numbered AS (UPDATE epr_log SET seq = head.top + todo.n FROM head, todo
-                 WHERE epr_log.id = todo.id RETURNING epr_log.seq)
-    SELECT COALESCE((SELECT MAX(seq) FROM numbered), (SELECT top FROM head)),
-           (SELECT COUNT(*) FROM numbered)";
+/// The committed rows that have no number yet, in insertion order, at most `$1`.
+const UNNUMBERED: &str = "SELECT id FROM epr_log WHERE seq IS NULL ORDER BY id LIMIT $1";
+/// Gives the rows `$2` (in that order) the numbers after `$1`. One row at a time by key: a
+/// join planned from stale statistics could read the whole log.
+const NUMBER: &str =
+    "UPDATE epr_log SET seq = $1 + u.n FROM unnest($2::bigint[]) WITH ORDINALITY AS u(id, n)
+    WHERE epr_log.id = u.id";
 
 /// The highest number given.
 pub(super) const HEAD: &str = "SELECT COALESCE(MAX(seq), 0) FROM epr_log";
@@ -122,20 +120,40 @@ pub(super) async fn number(
 /// One step: (highest number, rows numbered).
 async fn step(pool: &deadpool_postgres::Pool) -> Result<(u64, i64), StoreError> {
     let mut client = pool.get().await.map_err(pool_error)?;
+    let statements = futures::try_join!(
+        client.prepare_cached(LOCK),
+        client.prepare_cached(HEAD),
+        client.prepare_cached(UNNUMBERED),
+        client.prepare_cached(NUMBER),
+        client.prepare_cached(NOTIFY),
+    )
+    .map_err(pg_error)?;
+    let (lock, head, unnumbered, number, notify) = statements;
     let tx = client.transaction().await.map_err(pg_error)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SEQUENCER])
+    tx.execute(&lock, &[&SEQUENCER]).await.map_err(pg_error)?;
+    let top: i64 = tx.query_one(&head, &[]).await.map_err(pg_error)?.get(0);
+    let ids: Vec<i64> = tx
+        .query(&unnumbered, &[&STEP])
         .await
-        .map_err(pg_error)?;
-    let row = tx.query_one(NUMBER, &[&STEP]).await.map_err(pg_error)?;
-    let (head, count): (i64, i64) = (row.get(0), row.get(1));
+        .map_err(pg_error)?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let count = ids.len() as i64;
     if count > 0 {
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &head.to_string()])
+        tx.execute(&number, &[&top, &ids]).await.map_err(pg_error)?;
+        tx.execute(&notify, &[&CHANNEL, &(top + count).to_string()])
             .await
             .map_err(pg_error)?;
     }
     tx.commit().await.map_err(pg_error)?;
-    Ok((head as u64, count))
+    Ok(((top + count) as u64, count))
 }
+
+/// Waits for the sequencer's transaction lock.
+const LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
+/// Tells every replica the new highest number.
+const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 
 /// Follows the numbering of every replica: `LISTEN`, and a read of the head after each
 /// (re)connection and every [`FALLBACK`]; reconnects when the connection is lost.
