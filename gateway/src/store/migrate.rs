@@ -2,8 +2,8 @@
 //! times, the log with its sequence numbers, cursors, dead letters, plugins with their
 //! components), then verifies the copy: counts and a SHA-256 over every key and value, read back
 //! from both. Each batch is its own transaction, in key order, so an interrupted run leaves a
-//! prefix of each kind, and the next run goes on after it. The latest-event index and group
-//! memberships are derived from the copied events and groups.
+//! prefix of each kind, and the next run goes on after it. Group memberships are derived from
+//! the copied groups.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -188,7 +188,7 @@ impl Kind {
                 "INSERT INTO epr_groups (id, doc) VALUES ($1, $2) ON CONFLICT DO NOTHING"
             }
             Kind::Events => {
-                "INSERT INTO epr_events (id, receiver_id, name, version, release, platform_id, package, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
+                "INSERT INTO epr_events (id, receiver_id, name, version, release, platform_id, package, success, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING"
             }
             Kind::Dedup => {
                 "INSERT INTO epr_dedup (origin, value) VALUES ($1, $2) ON CONFLICT DO NOTHING"
@@ -230,6 +230,7 @@ impl Kind {
                     Box::new(event.release),
                     Box::new(event.platform_id),
                     Box::new(event.package),
+                    Box::new(event.success),
                     Box::new(text(value)?),
                 ]
             }
@@ -325,20 +326,11 @@ pub async fn migrate(
     })
 }
 
-/// What is derived rather than copied: group memberships, the latest event of each receiver
-/// about each unit (the greatest id: the embedded store's ids grow with every write), and the
-/// log's row counter.
+/// What is derived rather than copied: group memberships and the log's row counter.
 const DERIVE: &str = "
 INSERT INTO epr_group_members (receiver_id, group_id)
     SELECT jsonb_array_elements_text(doc::jsonb -> 'event_receiver_ids'), id FROM epr_groups
     ON CONFLICT DO NOTHING;
-INSERT INTO epr_latest (receiver_id, name, version, release, platform_id, package, event_id, success)
-    SELECT DISTINCT ON (receiver_id, name, version, release, platform_id, package)
-        receiver_id, name, version, release, platform_id, package, id, (doc::jsonb ->> 'success')::boolean
-    FROM epr_events
-    ORDER BY receiver_id, name, version, release, platform_id, package, id DESC
-    ON CONFLICT (receiver_id, name, version, release, platform_id, package)
-    DO UPDATE SET event_id = EXCLUDED.event_id, success = EXCLUDED.success;
 SELECT setval('epr_log_id_seq', GREATEST((SELECT MAX(id) FROM epr_log), 1));
 ";
 

@@ -10,6 +10,10 @@ use sha2::{Digest, Sha256};
 pub(crate) const MIGRATIONS: i64 = 0x4550_5200_0000_0001;
 /// The transaction lock of a sequencer step.
 pub(crate) const SEQUENCER: i64 = 0x4550_5200_0000_0002;
+/// Group memberships: shared by every unit of work that asks whether a receiver is in a group,
+/// exclusive for one that writes a group. An event that races the creation of a group it
+/// belongs to is then decided before the group exists or after, never half-way.
+pub(crate) const MEMBERSHIP: i64 = 0x4550_5200_0000_0003;
 
 /// What a transaction lock protects.
 #[derive(Debug, Clone, Copy)]

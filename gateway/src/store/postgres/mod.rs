@@ -401,9 +401,8 @@ impl Store for PgStore {
             return Ok(None);
         }
         self.one(
-            "SELECT e.doc FROM epr_latest l JOIN epr_events e ON e.id = l.event_id
-             WHERE l.receiver_id = $1 AND l.name = $2 AND l.version = $3 AND l.release = $4
-             AND l.platform_id = $5 AND l.package = $6",
+            "SELECT doc FROM epr_events WHERE receiver_id = $1 AND name = $2 AND version = $3
+             AND release = $4 AND platform_id = $5 AND package = $6 ORDER BY id DESC LIMIT 1",
             receiver_id,
             &[&receiver_id, &n, &v, &r, &p, &k],
         )

@@ -31,24 +31,17 @@ CREATE TABLE epr_events (
     release text COLLATE "C" NOT NULL,
     platform_id text COLLATE "C" NOT NULL,
     package text COLLATE "C" NOT NULL,
+    success boolean NOT NULL,
     doc text NOT NULL
 );
 CREATE INDEX epr_events_by_receiver ON epr_events (receiver_id, id);
 CREATE INDEX epr_events_by_name ON epr_events (name, id);
 CREATE INDEX epr_events_by_unit ON epr_events (name, version, release, platform_id, package, id);
-
--- the most recent event of each receiver about each unit: what group completion reads
-CREATE TABLE epr_latest (
-    receiver_id text COLLATE "C" NOT NULL,
-    name text COLLATE "C" NOT NULL,
-    version text COLLATE "C" NOT NULL,
-    release text COLLATE "C" NOT NULL,
-    platform_id text COLLATE "C" NOT NULL,
-    package text COLLATE "C" NOT NULL,
-    event_id text COLLATE "C" NOT NULL,
-    success boolean NOT NULL,
-    PRIMARY KEY (receiver_id, name, version, release, platform_id, package)
-);
+-- the most recent event of each receiver about each unit (the greatest id), what group
+-- completion reads: an index rather than a table of latest events, whose row for a busy unit
+-- every event would update, one transaction after the other
+CREATE INDEX epr_events_latest ON epr_events
+    (receiver_id, name, version, release, platform_id, package, id) INCLUDE (success);
 
 CREATE TABLE epr_groups (
     id text COLLATE "C" PRIMARY KEY,

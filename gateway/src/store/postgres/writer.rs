@@ -107,6 +107,7 @@ fn run_unit(
         transaction: RefCell::new(transaction),
         statements: RefCell::new(statements),
         locked: RefCell::new(HashSet::new()),
+        grouped: RefCell::new(HashMap::new()),
         writes: Vec::new(),
         ids: &writers.ids,
         logged: false,
@@ -137,7 +138,10 @@ enum Write {
 struct PgTxn<'t, 'c> {
     transaction: RefCell<Transaction<'t>>,
     statements: RefCell<&'c mut HashMap<&'static str, Statement>>,
+    /// The transaction locks held (the shared memberships' lock as `!MEMBERSHIP`).
     locked: RefCell<HashSet<i64>>,
+    /// Whether each receiver asked about is a group member.
+    grouped: RefCell<HashMap<String, bool>>,
     writes: Vec<Write>,
     ids: &'c Mutex<Generator>,
     /// Whether the unit appended to the log.
@@ -171,6 +175,35 @@ impl PgTxn<'_, '_> {
             .borrow_mut()
             .query(&statement, params)
             .map_err(pg_error)
+    }
+
+    /// Whether receiver `receiver_id` is a member of a group (asked once per unit of work).
+    fn in_a_group(&self, receiver_id: &str) -> Result<bool, StoreError> {
+        if let Some(known) = self.grouped.borrow().get(receiver_id) {
+            return Ok(*known);
+        }
+        self.share_memberships()?;
+        let member = !self
+            .query(
+                "SELECT 1 FROM epr_group_members WHERE receiver_id = $1 LIMIT 1",
+                &[&receiver_id],
+            )?
+            .is_empty();
+        self.grouped
+            .borrow_mut()
+            .insert(receiver_id.to_owned(), member);
+        Ok(member)
+    }
+
+    /// Takes the memberships' lock, shared, unless this unit holds it already.
+    fn share_memberships(&self) -> Result<(), StoreError> {
+        if self.locked.borrow_mut().insert(!locks::MEMBERSHIP) {
+            self.query(
+                "SELECT pg_advisory_xact_lock_shared($1)",
+                &[&locks::MEMBERSHIP],
+            )?;
+        }
+        Ok(())
     }
 
     /// Takes the transaction lock `key` unless this unit holds it already.
@@ -219,22 +252,28 @@ impl Txn for PgTxn<'_, '_> {
     }
 
     fn groups_of_receiver(&self, receiver_id: &str) -> Result<Vec<Group>, StoreError> {
+        self.share_memberships()?;
         let rows = self.query(
             "SELECT g.doc FROM epr_group_members m JOIN epr_groups g ON g.id = m.group_id
              WHERE m.receiver_id = $1 ORDER BY g.id",
             &[&receiver_id],
         )?;
-        rows.iter()
+        let groups: Vec<Group> = rows
+            .iter()
             .map(|row| decode(row.get::<_, &str>(0).as_bytes()))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        self.grouped
+            .borrow_mut()
+            .insert(receiver_id.to_owned(), !groups.is_empty());
+        Ok(groups)
     }
 
     fn latest_success(&self, receiver_id: &str, nvrpp: &Nvrpp) -> Result<Option<bool>, StoreError> {
         self.lock(unit_lock(nvrpp))?;
         let [n, v, r, p, k] = nvrpp.parts();
         let rows = self.query(
-            "SELECT success FROM epr_latest WHERE receiver_id = $1 AND name = $2 AND version = $3
-             AND release = $4 AND platform_id = $5 AND package = $6",
+            "SELECT success FROM epr_events WHERE receiver_id = $1 AND name = $2 AND version = $3
+             AND release = $4 AND platform_id = $5 AND package = $6 ORDER BY id DESC LIMIT 1",
             &[&receiver_id, &n, &v, &r, &p, &k],
         )?;
         Ok(rows.first().map(|row| row.get(0)))
@@ -316,6 +355,7 @@ impl Txn for PgTxn<'_, '_> {
     }
 
     fn put_group(&mut self, group: &Group) -> Result<(), StoreError> {
+        self.writes.push(Write::Lock(locks::MEMBERSHIP));
         self.write(
             "INSERT INTO epr_groups (id, doc) VALUES ($1, $2)
              ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc",
@@ -333,34 +373,26 @@ impl Txn for PgTxn<'_, '_> {
 
     fn put_event(&mut self, event: &Event) -> Result<(), StoreError> {
         let nvrpp = event.nvrpp();
-        self.writes.push(Write::Lock(unit_lock(&nvrpp)));
-        let unit = || -> [Box<dyn ToSql + Sync>; 5] {
-            nvrpp
-                .parts()
-                .map(|part| Box::new(part.to_owned()) as Box<dyn ToSql + Sync>)
-        };
+        // only the events of group members are read by group completion: the others need no
+        // lock (events of one unit that no group reads do not wait for each other)
+        if self.in_a_group(&event.event_receiver_id)? {
+            self.writes.push(Write::Lock(unit_lock(&nvrpp)));
+        }
         let mut columns: Vec<Box<dyn ToSql + Sync>> = vec![
             Box::new(event.id.clone()),
             Box::new(event.event_receiver_id.clone()),
         ];
-        columns.extend(unit());
+        columns.extend(
+            nvrpp
+                .parts()
+                .map(|part| Box::new(part.to_owned()) as Box<dyn ToSql + Sync>),
+        );
+        columns.push(Box::new(event.success));
         columns.push(Box::new(encode_text(event)?));
         self.write(
-            "INSERT INTO epr_events (id, receiver_id, name, version, release, platform_id, package, doc)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO epr_events (id, receiver_id, name, version, release, platform_id, package, success, doc)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             columns,
-        );
-        let mut latest: Vec<Box<dyn ToSql + Sync>> =
-            vec![Box::new(event.event_receiver_id.clone())];
-        latest.extend(unit());
-        latest.push(Box::new(event.id.clone()));
-        latest.push(Box::new(event.success));
-        self.write(
-            "INSERT INTO epr_latest (receiver_id, name, version, release, platform_id, package, event_id, success)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (receiver_id, name, version, release, platform_id, package)
-             DO UPDATE SET event_id = EXCLUDED.event_id, success = EXCLUDED.success",
-            latest,
         );
         Ok(())
     }
