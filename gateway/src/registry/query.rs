@@ -38,6 +38,30 @@ impl<T> Scan<T> {
     }
 }
 
+/// What an object counts towards a page's [`MAX_PAGE_BYTES`]: its payload or schema.
+pub trait PageBytes {
+    /// The bytes it counts.
+    fn page_bytes(&self) -> usize;
+}
+
+impl PageBytes for Event {
+    fn page_bytes(&self) -> usize {
+        self.payload.get().len()
+    }
+}
+
+impl PageBytes for Receiver {
+    fn page_bytes(&self) -> usize {
+        self.schema.get().len()
+    }
+}
+
+impl PageBytes for Group {
+    fn page_bytes(&self) -> usize {
+        0
+    }
+}
+
 /// Gathers one page of a newest-first scan with the bounds every store keeps: at most
 /// `limit + 1` matches, [`MAX_SCANNED`] objects looked at and [`MAX_PAGE_BYTES`] gathered. A
 /// store offers each object it looks at, in order, and stops when told to.
@@ -49,7 +73,7 @@ pub struct Gather<T> {
     last: String,
 }
 
-impl<T> Gather<T> {
+impl<T: PageBytes> Gather<T> {
     /// An empty page of at most `page.limit + 1` matches.
     pub fn new(page: &Page) -> Self {
         Gather {
@@ -61,16 +85,16 @@ impl<T> Gather<T> {
         }
     }
 
-    /// Takes note of the object with id `id` that the scan looked at, and of it with its size
-    /// when it matched; `Some` ends the scan with the page found.
-    pub fn look_at(&mut self, id: &str, matched: Option<(T, usize)>) -> Option<Scan<T>> {
+    /// Takes note of the object with id `id` that the scan looked at, and of it when it
+    /// matched; `Some` ends the scan with the page found.
+    pub fn look_at(&mut self, id: &str, matched: Option<T>) -> Option<Scan<T>> {
         if self.scanned == MAX_SCANNED {
             return Some(self.stopped());
         }
         self.scanned += 1;
         id.clone_into(&mut self.last);
-        let (item, size) = matched?;
-        self.bytes += size;
+        let item = matched?;
+        self.bytes += item.page_bytes();
         self.items.push(item);
         if self.items.len() > self.limit {
             return Some(Scan::complete(std::mem::take(&mut self.items)));

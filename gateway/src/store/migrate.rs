@@ -304,17 +304,22 @@ pub async fn migrate(
             absorb(&mut source_hash, &key, &value);
             source_count += 1;
         }
+        // streamed: a table may not fit in memory
         let rows = client
-            .query(kind.read_back(), &[])
+            .query_raw(kind.read_back(), std::iter::empty::<i32>())
             .await
             .map_err(super::postgres::pg_error)?;
-        for row in &rows {
+        futures::pin_mut!(rows);
+        let mut target_count = 0;
+        while let Some(row) = futures::StreamExt::next(&mut rows).await {
+            let row = row.map_err(super::postgres::pg_error)?;
             absorb(&mut target_hash, row.get(0), row.get(1));
+            target_count += 1;
         }
         kinds.push(Copied {
             kind: kind.name(),
             source: source_count,
-            target: rows.len() as u64,
+            target: target_count,
             copied,
         });
     }

@@ -15,7 +15,7 @@ use super::writer::{self, Request, WriteHealth};
 use crate::registry::error::{RegistryError, StoreError};
 use crate::registry::model::{Event, Group, Nvrpp, Receiver};
 use crate::registry::port::{Committed, Lease, LogEntry, Store, Work};
-use crate::registry::query::{DefinitionFilter, EventFilter, Gather, Page, Scan};
+use crate::registry::query::{DefinitionFilter, EventFilter, Gather, Page, PageBytes, Scan};
 
 /// Why the store could not be opened.
 #[derive(Debug, Error)]
@@ -124,14 +124,13 @@ impl SledStore {
     }
 
     /// Objects of a main tree (keyed by id) matching `keep`, newest first, gathered into one
-    /// page (see [`Gather`]); `size` is what an object counts towards the page's bytes.
-    fn find_in<T: serde::de::DeserializeOwned>(
+    /// page (see [`Gather`]).
+    fn find_in<T: serde::de::DeserializeOwned + PageBytes>(
         &self,
         tree: TreeId,
         id: Option<&str>,
         page: &Page,
         keep: impl Fn(&T) -> bool,
-        size: impl Fn(&T) -> usize,
     ) -> Result<Scan<T>, StoreError> {
         if let Some(id) = id {
             let found: Option<T> = self.trees.get_json(tree, id.as_bytes())?;
@@ -143,10 +142,7 @@ impl SledStore {
         for item in self.scan_rev(tree, Vec::new(), page.after.as_deref()) {
             let (key, value) = item?;
             let object: T = decode(&value)?;
-            let matched = keep(&object).then(|| {
-                let bytes = size(&object);
-                (object, bytes)
-            });
+            let matched = keep(&object).then_some(object);
             if let Some(scan) = gather.look_at(&String::from_utf8_lossy(&key), matched) {
                 return Ok(scan);
             }
@@ -190,8 +186,7 @@ impl Store for SledStore {
         page: &Page,
     ) -> Result<Scan<Receiver>, StoreError> {
         let keep = |r: &Receiver| filter.matches_receiver(r);
-        let size = |r: &Receiver| r.schema.get().len();
-        self.find_in(TreeId::Receivers, filter.id.as_deref(), page, keep, size)
+        self.find_in(TreeId::Receivers, filter.id.as_deref(), page, keep)
     }
 
     async fn find_groups(
@@ -200,7 +195,7 @@ impl Store for SledStore {
         page: &Page,
     ) -> Result<Scan<Group>, StoreError> {
         let keep = |g: &Group| filter.matches_group(g);
-        self.find_in(TreeId::Groups, filter.id.as_deref(), page, keep, |_| 0)
+        self.find_in(TreeId::Groups, filter.id.as_deref(), page, keep)
     }
 
     /// Uses the most selective index the filter allows: the NVRPP index when all five parts are
@@ -235,8 +230,7 @@ impl Store for SledStore {
         };
         let Some((tree, prefix)) = index else {
             let keep = |e: &Event| filter.matches(e);
-            let size = |e: &Event| e.payload.get().len();
-            return self.find_in(TreeId::Events, filter.id.as_deref(), page, keep, size);
+            return self.find_in(TreeId::Events, filter.id.as_deref(), page, keep);
         };
         let prefix_len = prefix.len();
         let mut gather = Gather::new(page);
@@ -247,10 +241,7 @@ impl Store for SledStore {
                 .trees
                 .get_json(TreeId::Events, id.as_bytes())?
                 .ok_or_else(|| StoreError::new(format!("index points to missing event {id}")))?;
-            let matched = filter.matches(&event).then(|| {
-                let bytes = event.payload.get().len();
-                (event, bytes)
-            });
+            let matched = filter.matches(&event).then_some(event);
             if let Some(scan) = gather.look_at(&id, matched) {
                 return Ok(scan);
             }

@@ -25,9 +25,15 @@ use super::codec::decode;
 use crate::registry::error::{RegistryError, StoreError};
 use crate::registry::model::{Event, Group, Nvrpp, Receiver};
 use crate::registry::port::{Committed, Lease, LogEntry, Store, Work};
-use crate::registry::query::{DefinitionFilter, EventFilter, Gather, Page, Scan};
+use crate::registry::query::{DefinitionFilter, EventFilter, Gather, Page, PageBytes, Scan};
 pub(crate) use errors::pg_error;
 use errors::pool_error;
+
+/// Most rows one query of a search reads.
+const MAX_CHUNK: i64 = 1000;
+/// How long the database's size is taken as known (reading it walks the database's files, and
+/// `/healthz/status` and `/metrics` are open endpoints).
+const SIZE_KNOWN_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How a PostgreSQL store is set up.
 #[derive(Debug, Clone)]
@@ -60,6 +66,8 @@ pub struct PgStore {
     pool: deadpool_postgres::Pool,
     progress: Arc<sequencer::Progress>,
     writer: Mutex<Option<mpsc::Sender<writer::Job>>>,
+    /// The database's size and when it was read.
+    size: Mutex<Option<(std::time::Instant, u64)>>,
     durable: watch::Receiver<u64>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -130,6 +138,7 @@ impl PgStore {
             progress,
             pool,
             writer: Mutex::new(Some(writer)),
+            size: Mutex::new(None),
             durable,
             tasks,
         })
@@ -175,32 +184,33 @@ impl PgStore {
 
     /// Objects of `table` (columns `id`, `doc`) with `conditions` on its columns (`$1`...,
     /// from `params`), newest first, gathered into one page (see [`Gather`]) of those that
-    /// `keep` accepts; `size` is what an object counts towards the page's bytes. Reads in
-    /// chunks along the index the conditions select.
-    async fn scan<T: serde::de::DeserializeOwned>(
+    /// `keep` accepts. Reads in
+    /// chunks along the index the conditions select: the first as large as the page, each
+    /// next one four times larger (up to [`MAX_CHUNK`]), so that a filter that the index does
+    /// not serve (few matches among many rows) costs a few queries, not hundreds.
+    async fn scan<T: serde::de::DeserializeOwned + PageBytes>(
         &self,
         table: &str,
         conditions: &[&str],
         params: &[&(dyn ToSql + Sync)],
         page: &Page,
         keep: impl Fn(&T) -> bool,
-        size: impl Fn(&T) -> usize,
     ) -> Result<Scan<T>, StoreError> {
-        let chunk = (page.limit as i64 + 1).clamp(16, 1000);
+        let mut chunk = (page.limit as i64 + 1).clamp(16, MAX_CHUNK);
         let mut before = page.after.clone();
         let mut gather = Gather::new(page);
         loop {
-            let mut bounds: Vec<String> = Vec::with_capacity(1);
+            // no stored id holds a NUL: below `abc\0...` is at most `abc`
+            let bound = before.as_deref().map(|b| match b.split_once('\0') {
+                Some((head, _)) => ("<=", head),
+                None => ("<", b),
+            });
             let mut all: Vec<String> = conditions.iter().map(|c| c.to_string()).collect();
             let mut values: Vec<&(dyn ToSql + Sync)> = params.to_vec();
-            if let Some(before) = &before {
-                // no stored id holds a NUL: below `abc\0...` is at most `abc`
-                let (operator, bound) = match before.split_once('\0') {
-                    Some((head, _)) => ("<=", head),
-                    None => ("<", before.as_str()),
-                };
-                bounds.push(bound.to_owned());
-                values.push(bounds.last().expect("just pushed"));
+            let bound_text;
+            if let Some((operator, text)) = bound {
+                bound_text = text.to_owned();
+                values.push(&bound_text);
                 all.push(format!("id {operator} ${}", values.len()));
             }
             values.push(&chunk);
@@ -216,16 +226,16 @@ impl PgStore {
             for row in &rows {
                 let id: &str = row.get(0);
                 let object: T = decode(row.get::<_, &str>(1).as_bytes())?;
-                let matched = keep(&object).then(|| {
-                    let bytes = size(&object);
-                    (object, bytes)
-                });
+                let matched = keep(&object).then_some(object);
                 if let Some(scan) = gather.look_at(id, matched) {
                     return Ok(scan);
                 }
             }
             match rows.last() {
-                Some(last) if rows.len() as i64 == chunk => before = Some(last.get(0)),
+                Some(last) if rows.len() as i64 == chunk => {
+                    before = Some(last.get(0));
+                    chunk = (chunk * 4).min(MAX_CHUNK);
+                }
                 _ => return Ok(gather.finish()),
             }
         }
@@ -304,7 +314,6 @@ impl Store for PgStore {
         page: &Page,
     ) -> Result<Scan<Receiver>, StoreError> {
         let keep = |r: &Receiver| filter.matches_receiver(r);
-        let size = |r: &Receiver| r.schema.get().len();
         if unmatchable(filter.fields()) {
             return Ok(Scan::complete(Vec::new()));
         }
@@ -312,7 +321,7 @@ impl Store for PgStore {
             Some(id) => Ok(Scan::complete(
                 self.receiver(id).await?.into_iter().filter(keep).collect(),
             )),
-            None => self.scan("epr_receivers", &[], &[], page, keep, size).await,
+            None => self.scan("epr_receivers", &[], &[], page, keep).await,
         }
     }
 
@@ -322,7 +331,6 @@ impl Store for PgStore {
         page: &Page,
     ) -> Result<Scan<Event>, StoreError> {
         let keep = |e: &Event| filter.matches(e);
-        let size = |e: &Event| e.payload.get().len();
         if unmatchable(filter.fields()) {
             return Ok(Scan::complete(Vec::new()));
         }
@@ -357,7 +365,7 @@ impl Store for PgStore {
             EventFilter { name: Some(n), .. } => (&["name = $1"], vec![n]),
             _ => (&[], vec![]),
         };
-        self.scan("epr_events", conditions, &params, page, keep, size)
+        self.scan("epr_events", conditions, &params, page, keep)
             .await
     }
 
@@ -374,7 +382,7 @@ impl Store for PgStore {
             Some(id) => Ok(Scan::complete(
                 self.group(id).await?.into_iter().filter(keep).collect(),
             )),
-            None => self.scan("epr_groups", &[], &[], page, keep, |_| 0).await,
+            None => self.scan("epr_groups", &[], &[], page, keep).await,
         }
     }
 
@@ -506,10 +514,17 @@ impl Store for PgStore {
     }
 
     async fn size_on_disk(&self) -> Result<u64, StoreError> {
+        if let Some((at, bytes)) = *crate::sync::lock(&self.size)
+            && at.elapsed() < SIZE_KNOWN_FOR
+        {
+            return Ok(bytes);
+        }
         let rows = self
             .query("SELECT pg_database_size(current_database())", &[])
             .await?;
-        Ok(rows.first().map_or(0, |row| row.get::<_, i64>(0) as u64))
+        let bytes = rows.first().map_or(0, |row| row.get::<_, i64>(0) as u64);
+        *crate::sync::lock(&self.size) = Some((std::time::Instant::now(), bytes));
+        Ok(bytes)
     }
 
     async fn close(&self) {
