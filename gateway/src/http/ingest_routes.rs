@@ -4,7 +4,6 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::future::join_all;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
@@ -121,7 +120,10 @@ async fn store_cloudevent(
 }
 
 /// Stores what a CloudEvents request to `path` carried. A batch is answered item by item (200
-/// with a result per item, in order; rejected items store nothing).
+/// with a result per item, in order; rejected items store nothing). Its items are stored one
+/// after the other, so that they reach the log in the batch's order and, of two with the same
+/// origin, the first is the one stored, on every store (a store with several writers would
+/// otherwise let them race).
 async fn store_carried(
     state: &AppState,
     carried: Carried,
@@ -131,12 +133,13 @@ async fn store_carried(
     match carried {
         Carried::Single(event) => Ok(stored(store_cloudevent(state, event, extra, path).await?)),
         Carried::Batch(items) => {
-            let results = join_all(items.into_iter().map(|item| async move {
+            let mut results = Vec::with_capacity(items.len());
+            for item in items {
                 let outcome = match item {
                     Ok(event) => store_cloudevent(state, event, extra, path).await,
                     Err(e) => Err(ApiError::from(e)),
                 };
-                match outcome {
+                results.push(match outcome {
                     Ok(c) => ItemResult {
                         status: outcome_status(c.as_ref()).as_u16(),
                         id: c.map(|c| c.id),
@@ -150,9 +153,8 @@ async fn store_carried(
                             error: Some(message),
                         }
                     }
-                }
-            }))
-            .await;
+                });
+            }
             Ok((StatusCode::OK, ok(results)).into_response())
         }
     }
