@@ -78,8 +78,6 @@ impl PgStore {
     pub async fn open(url: &str, options: &PgOptions) -> Result<Self, PgOpenError> {
         let config =
             tokio_postgres::Config::from_str(url).map_err(|e| PgOpenError::Url(e.to_string()))?;
-        let sync_config =
-            postgres::Config::from_str(url).map_err(|e| PgOpenError::Url(e.to_string()))?;
         let (mut client, connection) = config.connect(NoTls).await.map_err(pg_error)?;
         let driver = tokio::spawn(connection);
         let encoding: String = client
@@ -120,7 +118,7 @@ impl PgStore {
         let (durable_tx, durable) = watch::channel(head as u64);
         let progress = Arc::new(sequencer::Progress::default());
         let writers = Arc::new(writer::Writers {
-            config: sync_config,
+            config: config.clone(),
             ids: Mutex::new(ulid::Generator::new()),
         });
         let writer = writer::spawn(options.writers.max(1), writers)?;
