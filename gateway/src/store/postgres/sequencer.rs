@@ -179,7 +179,7 @@ const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 pub(super) async fn follow(config: tokio_postgres::Config, durable: watch::Sender<u64>) {
     let mut failing = false;
     loop {
-        if let Err(e) = listen(&config, &durable).await
+        if let Err(e) = listen(&config, &durable, &mut failing).await
             && !failing
         {
             tracing::warn!(error = %e, "lost the log's notifications; reconnecting");
@@ -189,9 +189,11 @@ pub(super) async fn follow(config: tokio_postgres::Config, durable: watch::Sende
     }
 }
 
+/// Listens until the connection fails; `failing` turns false (and says so) once it listens.
 async fn listen(
     config: &tokio_postgres::Config,
     durable: &watch::Sender<u64>,
+    failing: &mut bool,
 ) -> Result<(), StoreError> {
     let (client, mut connection) = config.connect(NoTls).await.map_err(pg_error)?;
     let (notes, mut notified) = mpsc::unbounded_channel();
@@ -208,6 +210,9 @@ async fn listen(
             .batch_execute(&format!("LISTEN {CHANNEL}"))
             .await
             .map_err(pg_error)?;
+        if std::mem::take(failing) {
+            tracing::info!("following the log's notifications again");
+        }
         loop {
             let head: i64 = client
                 .query_one(HEAD, &[])
