@@ -55,9 +55,15 @@ impl Sandbox {
         })
     }
 
-    /// The settings key of this plugin's `key`.
-    fn kv_key(&self, key: &str) -> String {
-        keys::kv(&self.plugin, key)
+    /// The settings key of this plugin's `key`; refuses a key no store can hold the same way
+    /// (NUL characters: PostgreSQL's text cannot hold them).
+    fn kv_key(&self, key: &str) -> Result<String, HostError> {
+        if key.contains('\0') {
+            return Err(HostError::Invalid(
+                "keys cannot contain NUL characters".to_owned(),
+            ));
+        }
+        Ok(keys::kv(&self.plugin, key))
     }
 }
 
@@ -256,7 +262,7 @@ impl wit_host::Host for Sandbox {
     fn kv_get(&mut self, key: String) -> Result<Option<Vec<u8>>, HostError> {
         let access = self.access_for(wit_types::Capability::KeyValue)?;
         let registry = access.services.registry.clone();
-        let key = self.kv_key(&key);
+        let key = self.kv_key(&key)?;
         let stored = self
             .block_on_host(async move { registry.store().setting(&key).await })?
             .map_err(|e| HostError::Unavailable(e.to_string()))?;
@@ -346,7 +352,7 @@ impl Sandbox {
     fn put_kv(&mut self, key: String, value: Option<serde_json::Value>) -> Result<(), HostError> {
         let access = self.access_for(wit_types::Capability::KeyValue)?;
         let store = access.services.registry.store().clone();
-        let key = self.kv_key(&key);
+        let key = self.kv_key(&key)?;
         self.block_on_host(async move {
             catalog::write(&store, move |txn| txn.put_setting(&key, value.as_ref())).await
         })?
