@@ -13,6 +13,7 @@ mod plugged;
 mod relay;
 mod replicated;
 mod report;
+mod versus;
 mod workload;
 
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ use workload::{Request, Target};
 /// With a Kafka broker (here Tansu, as the tests use it):
 ///   tansu broker --listener-url tcp://127.0.0.1:9092 --advertised-listener-url tcp://127.0.0.1:9092 &
 ///   epr-loadgen --spawn target/release/epr-gateway --brokers 127.0.0.1:9092 -c 64
+///
+/// Against cdviz-collector (both relaying the same CDEvents to that broker):
+///   epr-loadgen --spawn target/release/epr-gateway --brokers 127.0.0.1:9092 --versus ~/.cache/epr-gateway/cdviz-collector-0.47.1/bin/cdviz-collector -c 64
 ///
 /// With plugins (built first: cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml):
 ///   epr-loadgen --spawn target/release/epr-gateway --plugins plugins/target/wasm32-wasip2/release -c 64
@@ -117,6 +121,16 @@ struct Args {
     #[arg(long, requires = "spawn", value_name = "URL")]
     db: Option<String>,
 
+    /// A cdviz-collector binary (needs --brokers): after each EPR-event phase, unique CDEvents
+    /// are posted at the same concurrency for the same time to the relaying gateway's
+    /// /webhook/000-cdevents and to this peer's /webhook/000 (a webhook source, a Kafka sink to
+    /// a fresh topic on the same broker); prints both rates and p99s, and how many of the
+    /// events each acknowledged reached Kafka. Install it with
+    /// `cargo install cdviz-collector --version 0.47.1 --features sink_kafka --locked` (needs
+    /// cmake).
+    #[arg(long, requires = "brokers", value_name = "BIN")]
+    versus: Option<PathBuf>,
+
     /// Gateways of the second set on --db.
     #[arg(long, default_value_t = 3, requires = "db")]
     replicas: usize,
@@ -144,6 +158,13 @@ async fn main() -> anyhow::Result<()> {
             Some(Relaying::start(bin, brokers, args.token.clone()).await?)
         }
         _ => None,
+    };
+    let peer = match &args.versus {
+        Some(bin) => {
+            let brokers = args.brokers.as_deref().unwrap_or_default();
+            Some(versus::Peer::start(bin, brokers, args.payload_bytes).await?)
+        }
+        None => None,
     };
     let plugged = match (&args.spawn, &args.plugins) {
         (Some(bin), Some(dir)) => {
@@ -213,6 +234,14 @@ async fn main() -> anyhow::Result<()> {
                 .run(&args, concurrency, duration, &result, cpu_per_event)
                 .await?;
         }
+        if let (Some(relaying), Some(peer)) = (&relaying, &peer) {
+            let rate = args.rate;
+            let ours = relaying
+                .cdevents(args.payload_bytes, concurrency, duration, rate)
+                .await?;
+            let theirs = peer.run(concurrency, duration, rate).await?;
+            versus::print(concurrency, &ours, &theirs);
+        }
         if let (Some(plugged), Some(cpu_per_event)) = (&plugged, cpu_per_event) {
             plugged
                 .run(
@@ -268,6 +297,8 @@ struct Relaying {
     gateway: Spawned,
     target: Target,
     reader: relay::Reader,
+    /// Reads the CDEvents' messages (`--versus`).
+    cdevents: relay::Reader,
     receiver_id: String,
 }
 
@@ -287,12 +318,47 @@ impl Relaying {
         let target = Target::connect(&gateway.url, token).await?;
         relay::wait_connected(&target).await?;
         let receiver_id = target.create_receiver().await?;
-        let reader = relay::Reader::start(brokers, &topic, KIND)?;
+        let reader = relay::Reader::start(brokers, &topic, Some(KIND))?;
+        let cdevents = relay::Reader::start(brokers, &topic, Some(workload::CDEVENT_TYPE))?;
         Ok(Relaying {
             gateway,
             target,
             reader,
+            cdevents,
             receiver_id,
+        })
+    }
+
+    /// Posts CDEvents to the built-in webhook source for `duration` and waits until they all
+    /// reached Kafka.
+    async fn cdevents(
+        &self,
+        payload_bytes: usize,
+        concurrency: usize,
+        duration: Duration,
+        rate: Option<f64>,
+    ) -> anyhow::Result<versus::Side> {
+        let already = self.cdevents.events();
+        let result = self
+            .target
+            .run(
+                &Request::cdevent(payload_bytes),
+                concurrency,
+                duration,
+                rate,
+            )
+            .await?;
+        relay::wait_drained(&self.target, Duration::from_secs(300)).await?;
+        // the reader may trail the broker's acknowledgement by a fetch
+        for _ in 0..100 {
+            if self.cdevents.events() - already >= result.ok {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(versus::Side {
+            delivered: self.cdevents.events() - already,
+            result,
         })
     }
 

@@ -29,9 +29,10 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Reads every partition of `topic` on `brokers` from the start, keeping messages of type
-    /// `kind`.
-    pub fn start(brokers: &str, topic: &str, kind: &str) -> anyhow::Result<Reader> {
+    /// Reads every partition of `topic` on `brokers` from the start, counting the EPR messages
+    /// of type `kind` (with their latency), or every message when there is no `kind` (a peer's
+    /// topic: no latency).
+    pub fn start(brokers: &str, topic: &str, kind: Option<&str>) -> anyhow::Result<Reader> {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("group.id", "epr-loadgen")
@@ -59,18 +60,24 @@ impl Reader {
             latency_us: Histogram::new(3)?,
         }));
         let sink = seen.clone();
-        let kind = kind.to_owned();
+        let kind = kind.map(str::to_owned);
         let task = tokio::spawn(async move {
             while let Ok(message) = consumer.recv().await {
                 let read_at = Utc::now();
-                let Some(stored_at) = message.payload().and_then(|v| stored_at(v, &kind)) else {
-                    continue;
+                let stored = match &kind {
+                    Some(kind) => match message.payload().and_then(|v| stored_at(v, kind)) {
+                        Some(stored) => Some(stored),
+                        None => continue,
+                    },
+                    None => None,
                 };
-                let micros = (read_at - stored_at).num_microseconds().unwrap_or(0).max(0);
                 let mut seen = sink.lock().unwrap_or_else(|e| e.into_inner());
                 seen.events += 1;
-                // the histogram grows as needed: recording cannot fail
-                let _ = seen.latency_us.record(micros as u64);
+                if let Some(stored) = stored {
+                    let micros = (read_at - stored).num_microseconds().unwrap_or(0).max(0);
+                    // the histogram grows as needed: recording cannot fail
+                    let _ = seen.latency_us.record(micros as u64);
+                }
             }
         });
         Ok(Reader { seen, task })

@@ -17,6 +17,9 @@ use tokio::net::TcpStream;
 /// Properties of the receiver's schema (and of every payload).
 const PROPERTIES: usize = 10;
 
+/// The type of the CDEvents sent (and of the gateway's receiver and messages for them).
+pub const CDEVENT_TYPE: &str = "dev.cdevents.build.finished.0.3.0";
+
 /// Where the request number goes in a numbered body.
 const NUMBER: &str = "{{n}}";
 
@@ -79,7 +82,7 @@ impl Request {
     pub fn cdevent(payload_bytes: usize) -> Self {
         let body = json!({
             "context": {"specversion": "0.5.0", "id": NUMBER, "source": "/loadgen",
-                "type": "dev.cdevents.build.finished.0.3.0", "timestamp": "2026-11-23T10:00:00Z"},
+                "type": CDEVENT_TYPE, "timestamp": "2026-11-23T10:00:00Z"},
             "subject": {"id": "loadgen-build", "source": "/loadgen", "content": {"artifactId": "pkg:oci/loadgen@1"}},
             "customData": padding(payload_bytes),
         });
@@ -89,6 +92,12 @@ impl Request {
             Bytes::from(body.to_string()),
             true,
         )
+    }
+
+    /// The same request to `path`.
+    pub fn at(mut self, path: &str) -> Self {
+        self.path = path.into();
+        self
     }
 
     /// The body of request number `n` of run `run`.
@@ -167,24 +176,28 @@ pub struct Target {
 impl Target {
     /// Checks that the gateway at `url` answers.
     pub async fn connect(url: &str, token: Option<String>) -> anyhow::Result<Self> {
-        let host = url
-            .strip_prefix("http://")
-            .ok_or_else(|| anyhow!("only http:// URLs are supported, got {url}"))?
-            .to_owned();
-        let run = run_id();
-        let target = Target {
-            addr: host.clone(),
-            host,
-            token,
-            counter: Arc::new(AtomicU64::new(0)),
-            run,
-        };
+        let target = Target::unchecked(url, token)?;
         let mut conn = target.open().await?;
         let (status, _) = target.send(&mut conn, &Request::liveness()).await?;
         if status != StatusCode::OK {
             bail!("/healthz/liveness answered {status}");
         }
         Ok(target)
+    }
+
+    /// A server at `url` (not necessarily a gateway), not asked anything yet.
+    pub fn unchecked(url: &str, token: Option<String>) -> anyhow::Result<Self> {
+        let host = url
+            .strip_prefix("http://")
+            .ok_or_else(|| anyhow!("only http:// URLs are supported, got {url}"))?
+            .to_owned();
+        Ok(Target {
+            addr: host.clone(),
+            host,
+            token,
+            counter: Arc::new(AtomicU64::new(0)),
+            run: run_id(),
+        })
     }
 
     /// Creates the receiver the events are posted to: a 10-property schema.
