@@ -129,8 +129,11 @@ pub fn print(concurrency: usize, gateway: &Side, peer: &Side) {
     );
 }
 
-/// The peer's configuration: HTTP on `port`, the webhook source `000`, the Kafka sink.
+/// The peer's configuration: HTTP on `port`, the webhook source `000`, the Kafka sink. The
+/// strings are written as JSON strings, which TOML reads the same (quotes and backslashes in
+/// `--brokers` stay inside the value).
 fn configuration(port: u16, brokers: &str, topic: &str) -> String {
+    let (brokers, topic) = (quoted(brokers), quoted(topic));
     format!(
         r#"[http]
 host = "127.0.0.1"
@@ -146,10 +149,16 @@ id = "000"
 [sinks.kafka]
 enabled = true
 type = "kafka"
-brokers = "{brokers}"
-topic = "{topic}"
+brokers = {brokers}
+topic = {topic}
 "#
     )
+}
+
+/// `text` as a quoted string that TOML and JSON both read back as `text` (TOML refuses a raw
+/// DEL character: the peer would then refuse its configuration, saying so in its log).
+fn quoted(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
 }
 
 /// Creates `topic` (one partition) so that its reader can start before the first message.

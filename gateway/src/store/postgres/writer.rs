@@ -310,8 +310,18 @@ impl PgTxn<'_> {
         self.pipeline(&requests)
     }
 
-    /// Sends the deferred requests, the buffered writes and `COMMIT` in one round trip.
+    /// Sends the deferred requests, the buffered writes and `COMMIT` in one round trip; rolls
+    /// back if that fails before the commit was sent (a statement that cannot be prepared), so
+    /// that the connection never carries an open transaction into the next unit.
     fn commit(mut self) -> Result<(), StoreError> {
+        let sent = self.send_commit();
+        if sent.is_err() {
+            self.roll_back();
+        }
+        sent
+    }
+
+    fn send_commit(&mut self) -> Result<(), StoreError> {
         let mut requests = std::mem::take(&mut *self.deferred.borrow_mut());
         for write in std::mem::take(&mut self.writes) {
             match write {
@@ -332,7 +342,8 @@ impl PgTxn<'_> {
         self.pipeline(&sent).map(drop)
     }
 
-    /// Ends the transaction without committing.
+    /// Ends the transaction without committing (nothing to do when it was never begun; after a
+    /// failed `COMMIT` the server has ended it already and only warns).
     fn roll_back(&self) {
         if self.begun.get() {
             let _ = self.runtime.block_on(self.client.batch_execute("ROLLBACK"));
