@@ -16,7 +16,7 @@ use epr_gateway::plugins::model::World;
 use epr_gateway::plugins::sandbox::{HostAccess, Permissions, Services};
 use epr_gateway::registry::Registry;
 use epr_gateway::registry::port::Store;
-use epr_gateway::store::SledStore;
+use epr_gateway::store::{SledOptions, SledStore};
 
 fn wasm(crate_name: &str) -> Vec<u8> {
     let path = format!(
@@ -69,7 +69,8 @@ fn plugin_calls(c: &mut Criterion) {
     let watcher = link(&engine, "hostile_watcher");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SledStore::open(dir.path()).unwrap()) as Arc<dyn Store>;
+    let store =
+        Arc::new(SledStore::open(dir.path(), &SledOptions::default()).unwrap()) as Arc<dyn Store>;
     let services = Arc::new(Services {
         registry: Arc::new(runtime.block_on(Registry::new(store)).unwrap()),
         http: reqwest::Client::new(),

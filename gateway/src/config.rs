@@ -10,6 +10,7 @@ use thiserror::Error;
 
 use crate::bus::kafka::{KafkaConfig, extra_properties};
 use crate::ingest::sources::WebhookSource;
+use crate::store::{DEFAULT_CACHE_MB, SledOptions};
 
 /// Settings of the server.
 #[derive(Debug, Clone, Args)]
@@ -26,6 +27,11 @@ pub struct ServeConfig {
     /// Unused with --db.
     #[arg(long, env = "EPR_DATA_DIR", default_value = "epr-data")]
     pub data_dir: PathBuf,
+
+    /// MiB of the embedded store's pages kept in memory (sled's page cache; the gateway's
+    /// resident memory is about twice this once the store is larger). Unused with --db.
+    #[arg(long, env = "EPR_CACHE_MB", default_value_t = DEFAULT_CACHE_MB, value_parser = clap::value_parser!(u64).range(16..=1_048_576))]
+    pub cache_mb: u64,
 
     /// PostgreSQL database to keep everything in, which any number of gateways may share
     /// (postgres://user[:password]@host[:port]/database; the tables are made at start).
@@ -213,6 +219,13 @@ impl ServeConfig {
             tracing::warn!(host = %self.host, "listening on a non-loopback address WITHOUT an admin token (--insecure): anyone who can reach this port can manage receivers, groups and plugins");
         }
         Ok((admin, ingest))
+    }
+
+    /// How the embedded store is opened.
+    pub fn sled(&self) -> SledOptions {
+        SledOptions {
+            cache_bytes: self.cache_mb * 1024 * 1024,
+        }
     }
 
     /// Header-read timeout.

@@ -108,7 +108,7 @@ async fn open_store(config: &ServeConfig) -> Result<(Arc<dyn Store>, String), Se
             Ok((Arc::new(store), location))
         }
         None => {
-            let store = SledStore::open(&config.data_dir)?;
+            let store = SledStore::open(&config.data_dir, &config.sled())?;
             Ok((Arc::new(store), config.data_dir.display().to_string()))
         }
     }

@@ -2,11 +2,12 @@
 //! or half-written when the process is killed.
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::support::{Api, Gateway, Until, binary};
+use crate::support::{Api, Gateway, Until, binary, serve_refused};
 
 /// Posts events from `tasks` concurrent clients until the server stops answering; returns the
 /// ids that were acknowledged with 200 (every third event of a client is a failure).
@@ -136,14 +137,7 @@ async fn sigterm_finishes_requests_in_flight_and_exits_0() {
 #[tokio::test]
 async fn a_second_process_on_the_same_data_directory_is_refused() {
     let gw = Gateway::start().await;
-    let output = tokio::process::Command::new(binary())
-        .args(["serve", "--port", "0", "--data-dir"])
-        .arg(&gw.data_dir)
-        .output()
-        .await
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = serve_refused([OsStr::new("--data-dir"), gw.data_dir.as_os_str()]).await;
     assert!(stderr.contains("is in use by another process"), "{stderr}");
     assert!(
         !stderr.contains("backtrace"),
@@ -151,6 +145,44 @@ async fn a_second_process_on_the_same_data_directory_is_refused() {
     );
     let (status, _) = gw.get("/healthz/readiness").await;
     assert_eq!(status, StatusCode::OK, "the first gateway is unharmed");
+}
+
+#[tokio::test]
+async fn a_store_larger_than_its_cache_keeps_every_event_and_a_cache_too_small_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut gw = Gateway::start_embedded(&data, &[("EPR_CACHE_MB", "16")]).await;
+    let receiver = gw.receiver("dev.cache").await;
+    // 3,000 events of ~8 KiB: 24 MiB of payloads, more than the 16 MiB cache holds
+    let payload = serde_json::json!({"pad": "c".repeat(8 * 1024)});
+    let mut ids = Vec::new();
+    for i in 0..3000 {
+        let body =
+            crate::support::event_body(&receiver, &format!("unit-{i}"), true, payload.clone());
+        ids.push(gw.create("/api/v1/events", &body).await);
+    }
+    assert_eq!(gw.terminate().await.code(), Some(0));
+
+    let gw = Gateway::start_embedded(&data, &[("EPR_CACHE_MB", "32")]).await;
+    for id in [&ids[0], &ids[1500], &ids[2999]] {
+        let (status, event) = gw.get(&format!("/api/v1/events/{id}")).await;
+        assert_eq!(status, StatusCode::OK, "{id} is still stored");
+        assert_eq!(event["data"][0]["payload"], payload);
+    }
+    assert_eq!(event_ids(&gw, "").await.len(), 3000);
+
+    let other = dir.path().join("other");
+    let stderr = serve_refused([
+        OsStr::new("--cache-mb"),
+        "4".as_ref(),
+        "--data-dir".as_ref(),
+        other.as_os_str(),
+    ])
+    .await;
+    assert!(
+        stderr.contains("--cache-mb") && stderr.contains("16"),
+        "the error names the setting and its least value: {stderr}"
+    );
 }
 
 #[tokio::test]
@@ -169,6 +201,7 @@ async fn help_explains_every_setting() {
         "EPR_ADMIN_TOKEN",
         "EPR_INGEST_TOKEN",
         "EPR_MAX_BODY_BYTES",
+        "EPR_CACHE_MB",
         "8042",
     ] {
         assert!(

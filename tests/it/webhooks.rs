@@ -590,16 +590,14 @@ async fn sources_from_the_config_file_and_the_api_survive_restarts() {
 
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, "[[webhooks]]\nid = \"x\"\nsignatur = \"github\"\n").unwrap();
-    let output = tokio::process::Command::new(support::binary())
-        .args(["serve", "--port", "0", "--config"])
-        .arg(&bad)
-        .arg("--data-dir")
-        .arg(tmp.path().join("other"))
-        .output()
-        .await
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let other = tmp.path().join("other");
+    let stderr = support::serve_refused([
+        std::ffi::OsStr::new("--config"),
+        bad.as_os_str(),
+        "--data-dir".as_ref(),
+        other.as_os_str(),
+    ])
+    .await;
     assert!(
         stderr.contains("invalid config file") && stderr.contains("signatur"),
         "{stderr}"

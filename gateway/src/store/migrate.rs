@@ -16,7 +16,7 @@ use tokio_postgres::{Client, NoTls};
 use super::codec::decode;
 use super::keys;
 use super::postgres::{PgOpenError, PgOptions, PgStore};
-use super::sled_store::{OpenError, SledStore};
+use super::sled_store::{OpenError, SledOptions, SledStore};
 use super::trees::{TreeId, Trees};
 use crate::registry::error::StoreError;
 use crate::registry::model::{Event, Receiver};
@@ -257,7 +257,7 @@ pub async fn migrate(
     to: &str,
     progress: &dyn Fn(&str),
 ) -> Result<Report, MigrateError> {
-    let source = SledStore::open(from)?;
+    let source = SledStore::open(from, &SledOptions::default())?;
     let target = PgStore::open(
         to,
         &PgOptions {

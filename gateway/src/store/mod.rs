@@ -11,7 +11,7 @@ mod sled_store;
 mod trees;
 mod writer;
 
-pub use sled_store::{OpenError, SledStore};
+pub use sled_store::{DEFAULT_CACHE_MB, OpenError, SledOptions, SledStore};
 
 /// Metric: seconds one flush to disk took (on PostgreSQL: one commit).
 pub const METRIC_FLUSH_SECONDS: &str = "epr_store_flush_duration_seconds";

@@ -46,6 +46,25 @@ pub enum OpenError {
     Thread(#[from] std::io::Error),
 }
 
+/// How the embedded store is opened.
+#[derive(Debug, Clone, Copy)]
+pub struct SledOptions {
+    /// Bytes of the store's pages sled keeps in memory (its page cache).
+    pub cache_bytes: u64,
+}
+
+impl Default for SledOptions {
+    /// The gateway's default cache, [`DEFAULT_CACHE_MB`] MiB.
+    fn default() -> Self {
+        SledOptions {
+            cache_bytes: DEFAULT_CACHE_MB * 1024 * 1024,
+        }
+    }
+}
+
+/// The default size of sled's page cache in MiB (`EPR_CACHE_MB`).
+pub const DEFAULT_CACHE_MB: u64 = 256;
+
 /// Receivers, events, groups and the log in a sled database in one data directory.
 pub struct SledStore {
     trees: Arc<Trees>,
@@ -56,7 +75,7 @@ pub struct SledStore {
 
 impl SledStore {
     /// Opens (or creates) the store in `dir`; fails if another process has it open.
-    pub fn open(dir: &Path) -> Result<Self, OpenError> {
+    pub fn open(dir: &Path, options: &SledOptions) -> Result<Self, OpenError> {
         let sled_error = |source: sled::Error| {
             if source.to_string().contains("could not acquire lock") {
                 OpenError::Locked(dir.to_owned())
@@ -69,6 +88,7 @@ impl SledStore {
         };
         let db = sled::Config::new()
             .path(dir)
+            .cache_capacity(options.cache_bytes)
             .flush_every_ms(None)
             .mode(sled::Mode::HighThroughput)
             .open()

@@ -12,6 +12,6 @@ pub mod sign;
 pub use api::{Api, Until, client, error_of, event_body, receiver_body};
 pub use broker::Broker;
 pub use postgres::Postgres;
-pub use process::{Gateway, binary, wasm, wasm_path};
+pub use process::{Gateway, binary, serve_refused, wasm, wasm_path};
 pub use python::{python, run_python, run_script, script_path};
 pub use sign::github_signature;

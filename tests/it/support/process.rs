@@ -10,8 +10,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use epr_gateway::registry::port::Store;
-use epr_gateway::store::SledStore;
 use epr_gateway::store::postgres::{PgOptions, PgStore};
+use epr_gateway::store::{SledOptions, SledStore};
 
 use super::api::{Api, client};
 
@@ -55,6 +55,19 @@ pub fn wasm(crate_name: &str) -> Vec<u8> {
 /// The binary under test.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_epr-gateway")
+}
+
+/// Runs `epr-gateway serve` with `args`, which must make it refuse to start; its stderr.
+pub async fn serve_refused<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> String {
+    let output = Command::new(binary())
+        .arg("serve")
+        .args(["--port", "0"])
+        .args(args)
+        .output()
+        .await
+        .expect("run epr-gateway serve");
+    assert!(!output.status.success(), "serve refused to start");
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 impl Gateway {
@@ -147,7 +160,9 @@ impl Gateway {
                         .expect("the store opens"),
                 )
             }
-            false => Arc::new(SledStore::open(dir).expect("the store opens")),
+            false => {
+                Arc::new(SledStore::open(dir, &SledOptions::default()).expect("the store opens"))
+            }
         }
     }
 

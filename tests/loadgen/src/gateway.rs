@@ -13,7 +13,7 @@ pub struct Spawned {
     /// Its base URL.
     pub url: String,
     dir: tempfile::TempDir,
-    _child: Child,
+    child: Child,
 }
 
 impl Spawned {
@@ -42,20 +42,32 @@ impl Spawned {
             .filter(|u| u.starts_with("http://"))
             .ok_or_else(|| anyhow!("unexpected first line from the gateway: {line}"))?
             .to_owned();
-        Ok(Spawned {
-            url,
-            dir,
-            _child: child,
-        })
+        Ok(Spawned { url, dir, child })
     }
 
     /// CPU time (user + system) the process has used so far.
     pub fn cpu_time(&self) -> anyhow::Result<Duration> {
-        let pid = self
-            ._child
+        cpu_time_of(self.pid()?)
+    }
+
+    /// Its resident memory in bytes now (`VmRSS`).
+    pub fn resident_bytes(&self) -> anyhow::Result<u64> {
+        let pid = self.pid()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let kib = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().strip_suffix("kB"))
+            .ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))?
+            .trim()
+            .parse::<u64>()?;
+        Ok(kib * 1024)
+    }
+
+    fn pid(&self) -> anyhow::Result<u32> {
+        self.child
             .id()
-            .ok_or_else(|| anyhow!("the gateway has exited"))?;
-        cpu_time_of(pid)
+            .ok_or_else(|| anyhow!("the gateway has exited"))
     }
 
     /// Its data directory.

@@ -8,6 +8,7 @@
 //! and through MCP's `fetch_event`, and the two rates compared. With `--db`, gateways on
 //! PostgreSQL (one, then several sharing a database) are loaded beside the embedded one.
 
+mod fill;
 mod gateway;
 mod plugged;
 mod relay;
@@ -41,6 +42,9 @@ use workload::{Request, Target};
 ///
 /// With plugins (built first: cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml):
 ///   epr-loadgen --spawn target/release/epr-gateway --plugins plugins/target/wasm32-wasip2/release -c 64
+///
+/// How the store's size moves the rates and the memory (here 10 million events):
+///   epr-loadgen --spawn target/release/epr-gateway --fill 10000000
 ///
 /// With PostgreSQL (one gateway, then three, each set on a database made on that server):
 ///   epr-loadgen --spawn target/release/epr-gateway --db postgres://epr@127.0.0.1:5432/postgres --replicas 3 -c 64
@@ -134,6 +138,12 @@ struct Args {
     /// Gateways of the second set on --db.
     #[arg(long, default_value_t = 3, requires = "db")]
     replicas: usize,
+
+    /// Instead of the phases: post events (at the first --concurrency) until the spawned
+    /// gateway's store holds N, printing at every tenth the ingest rate, a lookup's p99, the
+    /// gateway's resident memory and the disk bytes per event (its cache: EPR_CACHE_MB).
+    #[arg(long, requires = "spawn", value_name = "N", conflicts_with_all = ["brokers", "plugins", "db"])]
+    fill: Option<u64>,
 }
 
 /// The receiver type the load generator's events have.
@@ -198,6 +208,13 @@ async fn main() -> anyhow::Result<()> {
     let receiver_id = target.create_receiver().await?;
     let event = Request::event(&receiver_id, args.payload_bytes);
     let cdevent = Request::cdevent(args.payload_bytes);
+    if let (Some(total), Some(gateway)) = (args.fill, &spawned) {
+        println!(
+            "epr-loadgen: filling {url} with {total} events of {} bytes at concurrency {}",
+            args.payload_bytes, args.concurrency[0]
+        );
+        return fill::run(&target, gateway, &event, args.concurrency[0], total).await;
+    }
     println!(
         "epr-loadgen: {url}, {} s per phase, payload {} bytes",
         args.duration, args.payload_bytes

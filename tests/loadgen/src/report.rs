@@ -142,7 +142,7 @@ pub fn print_disk(dir: &Path, events: u64) -> anyhow::Result<()> {
 }
 
 /// Bytes allocated on disk for every file under `dir`.
-fn disk_bytes(dir: &Path) -> std::io::Result<u64> {
+pub fn disk_bytes(dir: &Path) -> std::io::Result<u64> {
     use std::os::unix::fs::MetadataExt;
     let mut total = 0;
     for entry in std::fs::read_dir(dir)? {

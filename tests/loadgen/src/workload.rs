@@ -235,13 +235,7 @@ impl Target {
     /// Stores one event of `event` (an events request) and checks that MCP's `fetch_event`
     /// finds it; its id.
     pub async fn stored_event(&self, event: &Request) -> anyhow::Result<String> {
-        let answer = self
-            .expect(event, StatusCode::CREATED, "storing an event")
-            .await?;
-        let id = answer["data"]
-            .as_str()
-            .ok_or_else(|| anyhow!("no event id in {answer}"))?
-            .to_owned();
+        let id = self.store(event).await?;
         let found = self
             .expect(
                 &Request::mcp_fetch_event(&id),
@@ -253,6 +247,17 @@ impl Target {
             bail!("MCP fetch_event failed: {found}");
         }
         Ok(id)
+    }
+
+    /// Stores one event of `event` (an events request); its id.
+    pub async fn store(&self, event: &Request) -> anyhow::Result<String> {
+        let answer = self
+            .expect(event, StatusCode::CREATED, "storing an event")
+            .await?;
+        answer["data"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("no event id in {answer}"))
     }
 
     /// Uploads the component `wasm` as plugin `name` with `grants`.
