@@ -22,21 +22,41 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Plugin instances alive at once (warm ones included), across all plugins.
 const INSTANCE_SLOTS: u32 = 256;
 
-/// The engine settings; artifacts compiled under other settings do not load.
-fn engine_config() -> Config {
+/// The engine settings with instances allocated by `strategy`; artifacts compiled under other
+/// settings do not load (the allocation strategy is not one of them).
+fn engine_config(strategy: InstanceAllocationStrategy) -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .concurrency_support(false)
+        .allocation_strategy(strategy);
+    config
+}
+
+/// Instances from a pool of [`INSTANCE_SLOTS`] reserved at start (about 2 TB of address space,
+/// which is only reserved, not used): instantiation then costs no system call.
+fn pooled() -> InstanceAllocationStrategy {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(INSTANCE_SLOTS)
         .total_core_instances(INSTANCE_SLOTS * 8)
         .total_memories(INSTANCE_SLOTS * 2)
         .total_tables(INSTANCE_SLOTS * 4)
         .max_memory_size(MAX_MEMORY_MIB as usize * 1024 * 1024);
-    let mut config = Config::new();
-    config
-        .wasm_component_model(true)
-        .epoch_interruption(true)
-        .concurrency_support(false)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    config
+    InstanceAllocationStrategy::Pooling(pool)
+}
+
+/// The engine: pooled instances, or, where the pool's address space cannot be reserved (a
+/// `ulimit -v`, strict overcommit, valgrind), instances allocated one by one (each plugin's
+/// memory stays bounded by its store's limiter either way).
+fn new_engine() -> Result<Engine, PluginError> {
+    match Engine::new(&engine_config(pooled())) {
+        Ok(engine) => Ok(engine),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "cannot reserve the plugin instance pool's address space; plugin instances are allocated one by one instead (each instantiation costs a few system calls more)");
+            Engine::new(&engine_config(InstanceAllocationStrategy::OnDemand)).map_err(internal)
+        }
+    }
 }
 
 /// The engine, with one linker per world.
@@ -53,7 +73,7 @@ pub struct PluginEngine {
 impl PluginEngine {
     /// A new engine, its linkers, and the thread that advances its epoch.
     pub fn new() -> Result<Arc<Self>, PluginError> {
-        let engine = Engine::new(&engine_config()).map_err(internal)?;
+        let engine = new_engine()?;
         let mut watcher_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut watcher_linker).map_err(internal)?;
         clocks::never_wait(&mut watcher_linker).map_err(internal)?;

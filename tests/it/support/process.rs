@@ -88,20 +88,43 @@ impl Gateway {
     /// A gateway on `dir` (which the caller keeps), on the port in `EPR_PORT` if `env` has
     /// one, else on a free port.
     pub async fn start_in(dir: &Path, env: &[(&str, &str)]) -> Gateway {
-        Self::start_at(dir, env, super::postgres::store_is_postgres()).await
+        Self::start_at(dir, env, super::postgres::store_is_postgres(), &[]).await
     }
 
     /// A gateway on the embedded store in `dir`, whichever store the run's gateways use.
     pub async fn start_embedded(dir: &Path, env: &[(&str, &str)]) -> Gateway {
-        Self::start_at(dir, env, false).await
+        Self::start_at(dir, env, false, &[]).await
     }
 
-    async fn start_at(dir: &Path, env: &[(&str, &str)], on_postgres: bool) -> Gateway {
+    /// A gateway on a fresh data directory, run by the command `wrapper` (e.g. `prlimit` and
+    /// its options, ending with `--`).
+    pub async fn start_under(wrapper: &[&str]) -> Gateway {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("data");
+        let on_postgres = super::postgres::store_is_postgres();
+        let mut gateway = Self::start_at(&dir, &[], on_postgres, wrapper).await;
+        gateway._tmp = Some(tmp);
+        gateway
+    }
+
+    async fn start_at(
+        dir: &Path,
+        env: &[(&str, &str)],
+        on_postgres: bool,
+        wrapper: &[&str],
+    ) -> Gateway {
         let port = env
             .iter()
             .find(|(name, _)| *name == "EPR_PORT")
             .map_or("0", |(_, port)| *port);
-        let mut command = Command::new(binary());
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary());
+                command
+            }
+            None => Command::new(binary()),
+        };
         if on_postgres {
             // the test's own variables come after, so a test may name another database
             command.env("EPR_DB", super::postgres::database_for(dir));
