@@ -53,12 +53,19 @@ pub struct SledOptions {
     pub cache_bytes: u64,
 }
 
+impl SledOptions {
+    /// A page cache of `mb` MiB.
+    pub fn with_cache_mb(mb: u64) -> Self {
+        SledOptions {
+            cache_bytes: mb * 1024 * 1024,
+        }
+    }
+}
+
 impl Default for SledOptions {
     /// The gateway's default cache, [`DEFAULT_CACHE_MB`] MiB.
     fn default() -> Self {
-        SledOptions {
-            cache_bytes: DEFAULT_CACHE_MB * 1024 * 1024,
-        }
+        SledOptions::with_cache_mb(DEFAULT_CACHE_MB)
     }
 }
 

@@ -78,11 +78,7 @@ impl Gateway {
 
     /// A gateway on a fresh data directory with extra environment variables.
     pub async fn start_with(env: &[(&str, &str)]) -> Gateway {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let dir = tmp.path().join("data");
-        let mut gateway = Self::start_in(&dir, env).await;
-        gateway._tmp = Some(tmp);
-        gateway
+        Self::start_fresh(env, &[]).await
     }
 
     /// A gateway on `dir` (which the caller keeps), on the port in `EPR_PORT` if `env` has
@@ -99,10 +95,15 @@ impl Gateway {
     /// A gateway on a fresh data directory, run by the command `wrapper` (e.g. `prlimit` and
     /// its options, ending with `--`).
     pub async fn start_under(wrapper: &[&str]) -> Gateway {
+        Self::start_fresh(&[], wrapper).await
+    }
+
+    /// A gateway on a fresh data directory (kept until it is dropped), on the run's store.
+    async fn start_fresh(env: &[(&str, &str)], wrapper: &[&str]) -> Gateway {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().join("data");
         let on_postgres = super::postgres::store_is_postgres();
-        let mut gateway = Self::start_at(&dir, &[], on_postgres, wrapper).await;
+        let mut gateway = Self::start_at(&dir, env, on_postgres, wrapper).await;
         gateway._tmp = Some(tmp);
         gateway
     }
