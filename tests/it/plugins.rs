@@ -1285,8 +1285,14 @@ async fn a_plugin_opens_no_socket_and_its_metrics_say_what_it_did() {
         listener.accept().is_err(),
         "nothing connected to the listener"
     );
-    // the failed call is in every per-plugin metric
-    let metrics = gw.metrics().await;
+    // the failed call is in every per-plugin metric (the dead-letter counter moves just after
+    // the dead letter is stored, which the test saw first)
+    let counted = r#"epr_plugin_dead_letters_total{plugin="hostile-socket"} 1"#;
+    let metrics = until("the dead letter to be counted", || async {
+        let metrics = gw.metrics().await;
+        metrics.lines().any(|l| l == counted).then_some(metrics)
+    })
+    .await;
     for line in [
         r#"epr_plugin_calls_total{plugin="hostile-socket"} 1"#,
         r#"epr_plugin_failures_total{plugin="hostile-socket"} 1"#,

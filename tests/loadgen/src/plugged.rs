@@ -25,6 +25,9 @@ use crate::workload::{Request, RunResult, Target};
 /// Names of the watchers; each posts every event to the sink once.
 const WATCHERS: [&str; 3] = ["fire-1", "fire-2", "fire-3"];
 
+/// How long the backlog phase posts while the watchers are disabled.
+const BACKLOG_POSTING: Duration = Duration::from_secs(2);
+
 /// The transform on the request path.
 const TRANSFORM: &str = "cdevents-to-epr";
 
@@ -141,16 +144,7 @@ impl Plugged {
         let result = self.target.run(&event, concurrency, duration, rate).await?;
         let lag_at_end = self.lag().await?;
         let expected = result.ok * WATCHERS.len() as u64;
-        let limit = Duration::from_secs(600);
-        while self.sink.received() - received_before < expected {
-            if started.elapsed() > limit {
-                bail!(
-                    "the watchers delivered {} of {expected} webhooks within {limit:?}",
-                    self.sink.received() - received_before
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.delivered(received_before + expected, started).await?;
         let delivered_in = started.elapsed();
         let cpu_per_event = (self.gateway.cpu_time()? - cpu_before) / result.ok.max(1) as u32;
         let transform_calls = self.calls(TRANSFORM).await?;
@@ -181,6 +175,68 @@ impl Plugged {
             cpu_without.as_secs_f64() * 1e6,
             cpu_per_event.as_secs_f64() / cpu_without.as_secs_f64().max(1e-9),
         );
+        self.backlog(&event, concurrency, cpu_without).await
+    }
+
+    /// The watchers' own cost: with the watchers disabled, posts events for [`BACKLOG_POSTING`],
+    /// then enables them and measures the gateway's CPU time while they deliver that backlog (the
+    /// only work it then does), per delivered webhook.
+    async fn backlog(
+        &self,
+        event: &Request,
+        concurrency: usize,
+        cpu_without: Duration,
+    ) -> anyhow::Result<()> {
+        self.set_watchers_enabled(false).await?;
+        let received_before = self.sink.received();
+        let posted = self
+            .target
+            .run(event, concurrency, BACKLOG_POSTING, None)
+            .await?;
+        let expected = posted.ok * WATCHERS.len() as u64;
+        let cpu_before = self.gateway.cpu_time()?;
+        let started = Instant::now();
+        self.set_watchers_enabled(true).await?;
+        self.delivered(received_before + expected, started).await?;
+        let drained_in = started.elapsed();
+        let per_webhook = (self.gateway.cpu_time()? - cpu_before) / expected.max(1) as u32;
+        println!(
+            "{:<28} {} watchers delivered a backlog of {expected} webhooks in {:.1} s ({:.0}/s); gateway CPU per delivered webhook: {:.1} us ({:.2}x the CPU of ingesting an event without plugins)",
+            "  plugins backlog",
+            WATCHERS.len(),
+            drained_in.as_secs_f64(),
+            expected as f64 / drained_in.as_secs_f64(),
+            per_webhook.as_secs_f64() * 1e6,
+            per_webhook.as_secs_f64() / cpu_without.as_secs_f64().max(1e-9),
+        );
+        Ok(())
+    }
+
+    /// Waits until the sink has received `total` webhooks, at most 600 s after `started`.
+    async fn delivered(&self, total: u64, started: Instant) -> anyhow::Result<()> {
+        let limit = Duration::from_secs(600);
+        while self.sink.received() < total {
+            if started.elapsed() > limit {
+                bail!(
+                    "the sink received {} of {total} webhooks within {limit:?}",
+                    self.sink.received()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(())
+    }
+
+    /// Enables or disables every watcher.
+    async fn set_watchers_enabled(&self, enabled: bool) -> anyhow::Result<()> {
+        for name in WATCHERS {
+            self.target
+                .patch_json(
+                    &format!("/api/v1/plugins/{name}"),
+                    &json!({ "enabled": enabled }),
+                )
+                .await?;
+        }
         Ok(())
     }
 

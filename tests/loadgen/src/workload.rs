@@ -301,6 +301,13 @@ impl Target {
         Ok(answer)
     }
 
+    /// `PATCH path` with the JSON `body`, answered 200 with JSON.
+    pub async fn patch_json(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let request = Request::json(Method::PATCH, path, Bytes::from(body.to_string()), false);
+        self.expect(&request, StatusCode::OK, &format!("PATCH {path}"))
+            .await
+    }
+
     /// `GET path`, answered 200 with JSON.
     pub async fn get_json(&self, path: &str) -> anyhow::Result<Value> {
         let request = Request::json(Method::GET, path, Bytes::new(), false);
