@@ -146,7 +146,8 @@ impl Plugged {
         let expected = result.ok * WATCHERS.len() as u64;
         self.delivered(received_before + expected, started).await?;
         let delivered_in = started.elapsed();
-        let cpu_per_event = (self.gateway.cpu_time()? - cpu_before) / result.ok.max(1) as u32;
+        let cpu_per_event =
+            (self.gateway.cpu_time()? - cpu_before).div_f64(result.ok.max(1) as f64);
         let transform_calls = self.calls(TRANSFORM).await?;
         crate::report::print(
             crate::report::Phase::Plugged,
@@ -193,13 +194,19 @@ impl Plugged {
             .target
             .run(event, concurrency, BACKLOG_POSTING, None)
             .await?;
+        if posted.ok == 0 {
+            bail!(
+                "no event was stored in the backlog phase ({} refused)",
+                posted.failed
+            );
+        }
         let expected = posted.ok * WATCHERS.len() as u64;
         let cpu_before = self.gateway.cpu_time()?;
         let started = Instant::now();
         self.set_watchers_enabled(true).await?;
         self.delivered(received_before + expected, started).await?;
         let drained_in = started.elapsed();
-        let per_webhook = (self.gateway.cpu_time()? - cpu_before) / expected.max(1) as u32;
+        let per_webhook = (self.gateway.cpu_time()? - cpu_before).div_f64(expected as f64);
         println!(
             "{:<28} {} watchers delivered a backlog of {expected} webhooks in {:.1} s ({:.0}/s); gateway CPU per delivered webhook: {:.1} us ({:.2}x the CPU of ingesting an event without plugins)",
             "  plugins backlog",
